@@ -1,0 +1,166 @@
+//! The `zonecast` command: `run` a node, `check-config` a file, show a node's `status`.
+//!
+//! Only argument handling and output live here; the node itself is `zonecast::app`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use zonecast::config::{Config, ConfigError, ZoneSource};
+use zonecast::status::StatusReport;
+
+#[derive(Parser)]
+#[command(
+    name = "zonecast",
+    version,
+    about = "Secondary authoritative DNS server for anycast clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node.
+    Run {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print every problem found.
+    CheckConfig {
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// Show a running node's zones.
+    Status {
+        /// The node's status URL.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        url: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => run(config),
+        Command::CheckConfig { config } => check_config(config),
+        Command::Status { url, json } => status(&url, json),
+    }
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("zonecast: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("zonecast: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(zonecast::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("zonecast: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: PathBuf) -> ExitCode {
+    match Config::load(&path) {
+        Ok(config) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}: OK", path.display());
+            let _ = writeln!(out, "  data_dir: {}", config.node.data_dir.display());
+            let listen: Vec<String> = config
+                .server
+                .listen
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let _ = writeln!(out, "  listen: {}", listen.join(", "));
+            let _ = writeln!(out, "  status: http://{}", config.status.listen);
+            for zone in &config.zones {
+                let source = match &zone.source {
+                    ZoneSource::File(file) => format!("file {}", file.display()),
+                    ZoneSource::Primaries(primaries) => {
+                        let list: Vec<String> = primaries
+                            .iter()
+                            .map(|p| match &p.tsig_key {
+                                Some(key) => format!("{} (TSIG {})", p.address, key.name),
+                                None => p.address.to_string(),
+                            })
+                            .collect();
+                        format!("primaries {}", list.join(", "))
+                    }
+                };
+                let _ = writeln!(out, "  zone {}: {source}", zone.name);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error @ ConfigError::Invalid { .. }) | Err(error @ ConfigError::Syntax { .. }) => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(url: &str, json: bool) -> ExitCode {
+    let endpoint = format!("{}/status", url.trim_end_matches('/'));
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let response = match agent.get(&endpoint).call() {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("zonecast: cannot reach {endpoint}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let body = match response.into_string() {
+        Ok(body) => body,
+        Err(error) => {
+            eprintln!("zonecast: cannot read {endpoint}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{body}");
+        return ExitCode::SUCCESS;
+    }
+    let report: StatusReport = match serde_json::from_str(&body) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("zonecast: {endpoint} did not return a status report: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = write!(out, "{}", zonecast::cli::status_table(&report));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,128 @@
+//! Prometheus metrics shared by the services.
+//!
+//! Counters are updated on the query and transfer paths (atomics, no locks); per-zone gauges
+//! are filled in at scrape time by `status`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of the query counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    /// Response code of the answer.
+    pub rcode: String,
+    /// Query type (`OTHER` for rare types, to bound the label set).
+    pub qtype: String,
+}
+
+/// Labels of the transfer counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransferLabels {
+    /// `axfr`, `ixfr`, `soa` (a check that found nothing new) or `file`.
+    pub kind: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+}
+
+/// Labels of per-zone gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ZoneLabels {
+    /// The zone apex.
+    pub zone: String,
+}
+
+/// Labels of the NOTIFY counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// `accepted`, `refused` or `bad_tsig`.
+    pub outcome: String,
+}
+
+/// All metrics of a node.
+pub struct Metrics {
+    /// The registry the status endpoint encodes.
+    pub registry: Registry,
+    /// Queries answered.
+    pub queries: Family<QueryLabels, Counter>,
+    /// Transfers and refresh checks.
+    pub transfers: Family<TransferLabels, Counter>,
+    /// NOTIFY messages received.
+    pub notifies: Family<NotifyLabels, Counter>,
+    /// Serial held per zone.
+    pub zone_serial: Family<ZoneLabels, Gauge>,
+    /// Seconds since the last successful refresh, per zone.
+    pub zone_seconds_since_refresh: Family<ZoneLabels, Gauge>,
+    /// 1 when the zone is expired.
+    pub zone_expired: Family<ZoneLabels, Gauge>,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("zonecast");
+        let queries = Family::<QueryLabels, Counter>::default();
+        let transfers = Family::<TransferLabels, Counter>::default();
+        let notifies = Family::<NotifyLabels, Counter>::default();
+        let zone_serial = Family::<ZoneLabels, Gauge>::default();
+        let zone_seconds_since_refresh = Family::<ZoneLabels, Gauge>::default();
+        let zone_expired = Family::<ZoneLabels, Gauge>::default();
+        registry.register(
+            "queries",
+            "DNS queries answered, by response code and type",
+            queries.clone(),
+        );
+        registry.register(
+            "transfers",
+            "Zone refreshes, by kind and outcome",
+            transfers.clone(),
+        );
+        registry.register(
+            "notifies",
+            "NOTIFY messages received, by outcome",
+            notifies.clone(),
+        );
+        registry.register(
+            "zone_serial",
+            "SOA serial held per zone",
+            zone_serial.clone(),
+        );
+        registry.register(
+            "zone_seconds_since_refresh",
+            "Seconds since the last successful refresh per zone",
+            zone_seconds_since_refresh.clone(),
+        );
+        registry.register(
+            "zone_expired",
+            "1 when the zone is expired and answered SERVFAIL",
+            zone_expired.clone(),
+        );
+        Metrics {
+            registry,
+            queries,
+            transfers,
+            notifies,
+            zone_serial,
+            zone_seconds_since_refresh,
+            zone_expired,
+        }
+    }
+
+    /// Counts one refresh outcome.
+    pub fn transfer(&self, kind: &str, success: bool) {
+        self.transfers
+            .get_or_create(&TransferLabels {
+                kind: kind.to_string(),
+                outcome: if success { "success" } else { "failure" }.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

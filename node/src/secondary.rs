@@ -1,0 +1,508 @@
+//! The refresh service: one task per zone that keeps its data current and durable.
+//!
+//! For zones with primaries it follows the SOA timers (`refresh`), wakes at once on NOTIFY,
+//! checks the serial, transfers (IXFR, falling back to AXFR), validates, stores the new version
+//! in sled and only then publishes it to the query path. For file zones it reloads the master
+//! file when it changes. Failures never touch the served data: they show up in the zone's
+//! status, the logs and the metrics.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::txt::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Limits, Primary, TimerClamps, ZoneConfig, ZoneSource};
+use crate::metrics::Metrics;
+use crate::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
+use crate::serial;
+use crate::store::{Store, ZoneMeta};
+use crate::transfer::{self, TransferError, TransferLimits};
+use crate::xfr::{Outcome, Request};
+use crate::zone::{Zone, ZoneLimits};
+use crate::zoneset::{ZoneHandle, ZoneState};
+
+/// How often a file zone's file is checked for changes.
+const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the refresh tasks share.
+#[derive(Clone)]
+pub struct Context {
+    /// The zone store.
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Timer clamps.
+    pub clamps: TimerClamps,
+    /// Zone and transfer limits.
+    pub limits: Limits,
+}
+
+/// Runs the refresh task of one zone until `cancel` fires.
+pub async fn run(
+    context: Context,
+    config: ZoneConfig,
+    handle: Arc<ZoneHandle>,
+    meta: ZoneMeta,
+    cancel: CancellationToken,
+) {
+    match &config.source {
+        ZoneSource::Primaries(primaries) => {
+            let task = PrimaryTask {
+                context,
+                primaries: primaries.clone(),
+                handle,
+                meta,
+            };
+            task.run(cancel).await;
+        }
+        ZoneSource::File(path) => run_file(context, path.clone(), handle, cancel).await,
+    }
+}
+
+struct PrimaryTask {
+    context: Context,
+    primaries: Vec<Primary>,
+    handle: Arc<ZoneHandle>,
+    meta: ZoneMeta,
+}
+
+impl PrimaryTask {
+    async fn run(mut self, cancel: CancellationToken) {
+        let mut last = LastAttempt::None;
+        let mut failures: u32 = 0;
+        loop {
+            let now = SystemTime::now();
+            let zone = self.handle.data();
+            let timers = zone
+                .as_ref()
+                .map(|z| SoaTimers::from_soa(z.soa(), &self.context.clamps));
+            let next = next_check(
+                timers,
+                self.meta.last_success.map(from_unix),
+                last,
+                &self.context.clamps,
+                rand::random::<f64>(),
+                now,
+            );
+            let deadline = self.meta.expire_deadline.map(from_unix);
+            self.check_expiry(now, deadline);
+            self.handle.status().next_refresh = Some(to_unix(next));
+            // Wake for the next check, a NOTIFY, or the expire deadline, whichever is first.
+            let wake = match deadline {
+                Some(deadline) if deadline > now && deadline < next => deadline,
+                _ => next,
+            };
+            let sleep = wake.duration_since(now).unwrap_or(Duration::ZERO);
+            let check = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.handle.refresh_now.notified() => {
+                    info!(zone = %self.handle.name, "NOTIFY received: checking the primaries now");
+                    true
+                }
+                _ = tokio::time::sleep(sleep) => wake >= next,
+            };
+            if !check {
+                continue;
+            }
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return,
+                outcome = self.refresh() => outcome,
+            };
+            let now = SystemTime::now();
+            match outcome {
+                Ok(()) => {
+                    failures = 0;
+                    last = LastAttempt::Succeeded(now);
+                }
+                Err(message) => {
+                    failures = failures.saturating_add(1);
+                    last = LastAttempt::Failed { at: now, failures };
+                    warn!(zone = %self.handle.name, error = %message, "refresh failed; the current version stays served");
+                }
+            }
+        }
+    }
+
+    fn check_expiry(&self, now: SystemTime, deadline: Option<SystemTime>) {
+        let expired =
+            deadline.is_some_and(|deadline| now >= deadline) && self.handle.data().is_some();
+        if expired && !self.handle.is_expired() {
+            error!(zone = %self.handle.name, "zone expired: no successful refresh within EXPIRE; answering SERVFAIL");
+            self.handle.status().state = ZoneState::Expired;
+        }
+        self.handle.set_expired(expired);
+    }
+
+    /// One refresh: every primary in order until one succeeds.
+    async fn refresh(&mut self) -> Result<(), String> {
+        let now = SystemTime::now();
+        {
+            let mut status = self.handle.status();
+            status.last_attempt = Some(to_unix(now));
+            if self.handle.data().is_some() && !self.handle.is_expired() {
+                status.state = ZoneState::Refreshing;
+            }
+        }
+        let mut errors = Vec::new();
+        for primary in self.primaries.clone() {
+            match self.refresh_from(&primary).await {
+                Ok(()) => return Ok(()),
+                Err(error) => errors.push(format!("{}: {error}", primary.address)),
+            }
+        }
+        let message = errors.join("; ");
+        let has_data = self.handle.data().is_some();
+        {
+            let mut status = self.handle.status();
+            status.last_error = Some(message.clone());
+            status.state = match (has_data, self.handle.is_expired()) {
+                (false, _) => ZoneState::Failed,
+                (true, true) => ZoneState::Expired,
+                (true, false) => ZoneState::Retrying,
+            };
+        }
+        let attempt = to_unix(now);
+        let stored_error = message.clone();
+        self.update_meta(move |meta| {
+            meta.last_attempt = Some(attempt);
+            meta.last_error = Some(stored_error.clone());
+        })
+        .await;
+        Err(message)
+    }
+
+    async fn refresh_from(&mut self, primary: &Primary) -> Result<(), String> {
+        let zone_name = self.handle.name.clone();
+        let key = primary.tsig_key.as_deref();
+        let limits = self.transfer_limits();
+        let current = self.handle.data();
+        let serial = transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout)
+            .await
+            .map_err(|error| format!("SOA query: {error}"))?;
+        let mut new_zone: Option<(Zone, &'static str)> = None;
+        match &current {
+            Some(zone) if !serial::is_newer(serial, zone.serial()) => {
+                if serial != zone.serial() {
+                    warn!(zone = %zone_name, primary = %primary.address, primary_serial = serial, our_serial = zone.serial(), "primary's serial is not newer than ours; keeping ours");
+                }
+                self.context.metrics.transfer("soa", true);
+            }
+            Some(zone) => {
+                let request = Request::Ixfr {
+                    current: zone.serial(),
+                };
+                let result = transfer::transfer(
+                    primary.address,
+                    &zone_name,
+                    request,
+                    Some(zone.soa_record()),
+                    key,
+                    limits,
+                )
+                .await;
+                let fallback = match result {
+                    Ok(outcome) => match self.build(Some(zone), outcome) {
+                        Ok(built) => {
+                            self.context.metrics.transfer(built.1, true);
+                            new_zone = built.0.map(|z| (z, built.1));
+                            false
+                        }
+                        Err(BuildError::Diff(error)) => {
+                            info!(zone = %zone_name, %error, "IXFR does not apply; falling back to AXFR");
+                            self.context.metrics.transfer("ixfr", false);
+                            true
+                        }
+                        Err(BuildError::Invalid(error)) => {
+                            self.context.metrics.transfer("ixfr", false);
+                            return Err(format!("IXFR: {error}"));
+                        }
+                    },
+                    Err(error) if error.wants_axfr() => {
+                        info!(zone = %zone_name, %error, "IXFR failed; falling back to AXFR");
+                        self.context.metrics.transfer("ixfr", false);
+                        true
+                    }
+                    Err(error) => {
+                        self.context.metrics.transfer("ixfr", false);
+                        return Err(format!("IXFR: {error}"));
+                    }
+                };
+                if fallback {
+                    new_zone = Some((self.axfr(primary, limits).await?, "axfr"));
+                }
+            }
+            None => new_zone = Some((self.axfr(primary, limits).await?, "axfr")),
+        }
+        self.commit(new_zone, primary.address.to_string()).await
+    }
+
+    async fn axfr(&self, primary: &Primary, limits: TransferLimits) -> Result<Zone, String> {
+        let result = transfer::transfer(
+            primary.address,
+            &self.handle.name,
+            Request::Axfr,
+            None,
+            primary.tsig_key.as_deref(),
+            limits,
+        )
+        .await;
+        let built = result
+            .map_err(|error: TransferError| error.to_string())
+            .and_then(|outcome| match self.build(None, outcome) {
+                Ok((Some(zone), _)) => Ok(zone),
+                Ok((None, _)) => Err("AXFR answered without data".to_string()),
+                Err(BuildError::Diff(error) | BuildError::Invalid(error)) => Err(error),
+            });
+        self.context.metrics.transfer("axfr", built.is_ok());
+        built.map_err(|error| format!("AXFR: {error}"))
+    }
+
+    fn build(
+        &self,
+        current: Option<&Arc<Zone>>,
+        outcome: Outcome,
+    ) -> Result<(Option<Zone>, &'static str), BuildError> {
+        let limits = ZoneLimits {
+            records_max: self.context.limits.zone_records_max,
+        };
+        match outcome {
+            Outcome::UpToDate { .. } => Ok((None, "ixfr")),
+            Outcome::Full { records } => Zone::from_records(&self.handle.name, records, limits)
+                .map(|zone| (Some(zone), "axfr"))
+                .map_err(|error| BuildError::Invalid(error.to_string())),
+            Outcome::Incremental { diffs } => {
+                let Some(current) = current else {
+                    return Err(BuildError::Diff(
+                        "differences without a current version".into(),
+                    ));
+                };
+                current
+                    .apply(&diffs, limits)
+                    .map(|zone| (Some(zone), "ixfr"))
+                    .map_err(|error| BuildError::Diff(error.to_string()))
+            }
+        }
+    }
+
+    /// Records a successful check; stores and publishes a new version if there is one.
+    async fn commit(
+        &mut self,
+        new_zone: Option<(Zone, &'static str)>,
+        source: String,
+    ) -> Result<(), String> {
+        let now = SystemTime::now();
+        let zone_name = self.handle.name.clone();
+        let (timers, serial) = match (&new_zone, self.handle.data()) {
+            (Some((zone, _)), _) => (
+                SoaTimers::from_soa(zone.soa(), &self.context.clamps),
+                zone.serial(),
+            ),
+            (None, Some(zone)) => (
+                SoaTimers::from_soa(zone.soa(), &self.context.clamps),
+                zone.serial(),
+            ),
+            (None, None) => return Err("no data after a successful check".into()),
+        };
+        let deadline = expire_deadline(timers, now);
+        let mut meta = self.meta.clone();
+        meta.last_attempt = Some(to_unix(now));
+        meta.last_success = Some(to_unix(now));
+        meta.expire_deadline = Some(to_unix(deadline));
+        meta.last_error = None;
+        let mut kind = None;
+        if let Some((zone, transfer_kind)) = new_zone {
+            let zone = Arc::new(zone);
+            meta.serial = Some(zone.serial());
+            meta.source = Some(source.clone());
+            let store = self.context.store.clone();
+            let stored_meta = meta.clone();
+            let to_store = zone.clone();
+            let name = zone_name.clone();
+            tokio::task::spawn_blocking(move || {
+                store.save_version(&name, &stored_meta, to_store.records())
+            })
+            .await
+            .map_err(|error| format!("store task failed: {error}"))?
+            .map_err(|error| format!("storing the new version: {error}"))?;
+            meta.records = zone.record_count() as u64;
+            info!(zone = %zone_name, serial = zone.serial(), records = zone.record_count(), transfer = transfer_kind, %source, "new version loaded");
+            self.handle.publish(zone);
+            kind = Some(transfer_kind);
+        } else {
+            let stored = meta.clone();
+            self.update_meta(move |m| {
+                m.last_attempt = stored.last_attempt;
+                m.last_success = stored.last_success;
+                m.expire_deadline = stored.expire_deadline;
+                m.last_error = None;
+            })
+            .await;
+        }
+        self.meta = meta;
+        self.handle.set_expired(false);
+        let mut status = self.handle.status();
+        status.state = ZoneState::Fresh;
+        status.last_success = Some(to_unix(now));
+        status.expire_deadline = Some(to_unix(deadline));
+        status.last_error = None;
+        if let Some(kind) = kind {
+            status.last_transfer = kind.to_string();
+            status.source = Some(source);
+        }
+        let _ = serial;
+        Ok(())
+    }
+
+    async fn update_meta(&mut self, update: impl Fn(&mut ZoneMeta) + Send + 'static) {
+        let store = self.context.store.clone();
+        let name = self.handle.name.clone();
+        match tokio::task::spawn_blocking(move || store.update_meta(&name, update)).await {
+            Ok(Ok(meta)) => self.meta = meta,
+            Ok(Err(error)) => {
+                error!(zone = %self.handle.name, %error, "cannot store zone metadata")
+            }
+            Err(error) => error!(zone = %self.handle.name, %error, "metadata task failed"),
+        }
+    }
+
+    fn transfer_limits(&self) -> TransferLimits {
+        TransferLimits {
+            records_max: self.context.limits.zone_records_max,
+            bytes_max: self.context.limits.zone_bytes_max,
+            transfer_timeout: self.context.limits.transfer_timeout,
+            query_timeout: self.context.limits.query_timeout,
+        }
+    }
+}
+
+enum BuildError {
+    /// Differences do not apply: fall back to AXFR.
+    Diff(String),
+    /// The data is invalid.
+    Invalid(String),
+}
+
+/// Keeps a file zone loaded: reads the file at start and whenever its size or modification
+/// time changes.
+async fn run_file(
+    context: Context,
+    path: PathBuf,
+    handle: Arc<ZoneHandle>,
+    cancel: CancellationToken,
+) {
+    let mut seen: Option<(SystemTime, u64)> = None;
+    loop {
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()));
+        if stamp.is_some() && stamp != seen {
+            seen = stamp;
+            load_file(&context, &path, &handle).await;
+        } else if stamp.is_none() && seen.is_some() {
+            seen = None;
+            let message = format!("cannot read {}", path.display());
+            warn!(zone = %handle.name, error = %message, "zone file disappeared; the current version stays served");
+            handle.status().last_error = Some(message);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(FILE_POLL_INTERVAL) => {}
+        }
+    }
+}
+
+async fn load_file(context: &Context, path: &Path, handle: &Arc<ZoneHandle>) {
+    let now = SystemTime::now();
+    handle.status().last_attempt = Some(to_unix(now));
+    let name = handle.name.clone();
+    let file = path.to_path_buf();
+    let limits = ZoneLimits {
+        records_max: context.limits.zone_records_max,
+    };
+    let parsed = tokio::task::spawn_blocking(move || parse_zone_file(&file, &name, limits))
+        .await
+        .unwrap_or_else(|error| Err(format!("parser task failed: {error}")));
+    let result = match parsed {
+        Ok(zone) => {
+            let zone = Arc::new(zone);
+            if let Some(old) = handle.data()
+                && !serial::is_newer(zone.serial(), old.serial())
+            {
+                warn!(zone = %handle.name, old_serial = old.serial(), new_serial = zone.serial(), "zone file changed without a newer serial; loading it anyway");
+            }
+            let meta = ZoneMeta {
+                serial: Some(zone.serial()),
+                source: Some(format!("file:{}", path.display())),
+                last_attempt: Some(to_unix(now)),
+                last_success: Some(to_unix(now)),
+                ..ZoneMeta::default()
+            };
+            let store = context.store.clone();
+            let stored = zone.clone();
+            let name = handle.name.clone();
+            match tokio::task::spawn_blocking(move || {
+                store.save_version(&name, &meta, stored.records())
+            })
+            .await
+            {
+                Ok(Ok(())) => Ok(zone),
+                Ok(Err(error)) => Err(format!("storing the new version: {error}")),
+                Err(error) => Err(format!("store task failed: {error}")),
+            }
+        }
+        Err(error) => Err(error),
+    };
+    context.metrics.transfer("file", result.is_ok());
+    match result {
+        Ok(zone) => {
+            info!(zone = %handle.name, serial = zone.serial(), records = zone.record_count(), file = %path.display(), "zone file loaded");
+            handle.publish(zone);
+            let mut status = handle.status();
+            status.state = ZoneState::Fresh;
+            status.source = Some(format!("file:{}", path.display()));
+            status.last_success = Some(to_unix(now));
+            status.last_error = None;
+            status.last_transfer = "file".into();
+        }
+        Err(error) => {
+            warn!(zone = %handle.name, %error, "zone file rejected; the current version stays served");
+            let has_data = handle.data().is_some();
+            let mut status = handle.status();
+            status.last_error = Some(error);
+            if !has_data {
+                status.state = ZoneState::Failed;
+            }
+        }
+    }
+}
+
+/// Reads and validates an RFC 1035 master file.
+pub fn parse_zone_file(path: &Path, origin: &Name, limits: ZoneLimits) -> Result<Zone, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let (_, sets) = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone()))
+        .parse()
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    let records: Vec<Record> = sets
+        .values()
+        .flat_map(|set| set.records_without_rrsigs().cloned())
+        .collect();
+    Zone::from_records(origin, records, limits)
+        .map_err(|error| format!("{}: {error}", path.display()))
+}
+
+/// UNIX seconds of a time.
+pub fn to_unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The time of UNIX seconds.
+pub fn from_unix(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}

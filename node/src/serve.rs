@@ -1,0 +1,471 @@
+//! The query server: UDP and TCP listeners that answer authoritatively from the zone set, and
+//! accept NOTIFY from allowed primaries.
+//!
+//! `respond` is the whole request-to-answer decision and does no I/O; the listeners around it
+//! only move bytes. The query path reads zone snapshots through `ZoneSet` and never waits for
+//! a transfer or the store.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::ServerConfig;
+use crate::lookup::{AnyPolicy, lookup};
+use crate::metrics::{Metrics, NotifyLabels, QueryLabels};
+use crate::tsig;
+use crate::wire::{read_framed, unix_now, write_framed};
+use crate::zoneset::ZoneSet;
+
+/// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
+const UDP_PAYLOAD_PLAIN: usize = 512;
+
+/// Largest DNS message over TCP.
+const TCP_PAYLOAD_MAX: usize = 65_535;
+
+/// Why the listeners could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {address} ({protocol}): {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// UDP or TCP.
+        protocol: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The transport a request came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: answers are limited in size.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// What a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Queries and NOTIFY.
+    All,
+    /// NOTIFY only.
+    NotifyOnly,
+}
+
+/// Everything `respond` needs.
+pub struct Responder {
+    /// The zones.
+    pub zones: Arc<ZoneSet>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The largest UDP payload we send.
+    pub edns_payload_max: u16,
+}
+
+/// Bound sockets, ready to serve.
+pub struct Listeners {
+    udp: Vec<(Arc<UdpSocket>, Role)>,
+    tcp: Vec<(TcpListener, Role)>,
+}
+
+impl Listeners {
+    /// Binds every configured address (UDP and TCP), failing with the address that could not
+    /// be bound.
+    pub async fn bind(config: &ServerConfig) -> Result<Listeners, ServeError> {
+        let mut listeners = Listeners {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        let addresses = config
+            .listen
+            .iter()
+            .map(|a| (*a, Role::All))
+            .chain(config.notify_listen.iter().map(|a| (*a, Role::NotifyOnly)));
+        for (address, role) in addresses {
+            let udp = UdpSocket::bind(address)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address,
+                    protocol: "UDP",
+                    source,
+                })?;
+            let tcp = TcpListener::bind(address)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    address,
+                    protocol: "TCP",
+                    source,
+                })?;
+            info!(%address, ?role, "listening for DNS on UDP and TCP");
+            listeners.udp.push((Arc::new(udp), role));
+            listeners.tcp.push((tcp, role));
+        }
+        Ok(listeners)
+    }
+
+    /// Serves until `cancel` fires.
+    pub async fn serve(
+        self,
+        responder: Arc<Responder>,
+        config: ServerConfig,
+        cancel: CancellationToken,
+    ) {
+        let mut tasks = JoinSet::new();
+        let connections = Arc::new(Semaphore::new(config.tcp_connections_max));
+        for (socket, role) in self.udp {
+            // Two receivers per socket keep both cores busy under load.
+            for _ in 0..2 {
+                tasks.spawn(serve_udp(
+                    socket.clone(),
+                    role,
+                    responder.clone(),
+                    cancel.clone(),
+                ));
+            }
+        }
+        for (listener, role) in self.tcp {
+            tasks.spawn(serve_tcp(
+                listener,
+                role,
+                responder.clone(),
+                connections.clone(),
+                config.tcp_idle_timeout,
+                cancel.clone(),
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    role: Role,
+    responder: Arc<Responder>,
+    cancel: CancellationToken,
+) {
+    let mut buffer = vec![0u8; 65_535];
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return,
+            received = socket.recv_from(&mut buffer) => received,
+        };
+        let (length, peer) = match received {
+            Ok(received) => received,
+            Err(error) => {
+                // ICMP errors from earlier sends surface here on some systems; keep serving.
+                debug!(%error, "UDP receive error");
+                continue;
+            }
+        };
+        if let Some(answer) = responder.respond(&buffer[..length], peer.ip(), Transport::Udp, role)
+            && let Err(error) = socket.send_to(&answer, peer).await
+        {
+            debug!(%peer, %error, "UDP send error");
+        }
+    }
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    role: Role,
+    responder: Arc<Responder>,
+    connections: Arc<Semaphore>,
+    idle_timeout: std::time::Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "TCP accept error");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            debug!(%peer, "too many TCP connections; closing the new one");
+            continue;
+        };
+        let responder = responder.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = serve_connection(stream, peer, role, responder, idle_timeout) => {}
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    responder: Arc<Responder>,
+    idle_timeout: std::time::Duration,
+) {
+    loop {
+        let request = match tokio::time::timeout(idle_timeout, read_framed(&mut stream)).await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "TCP read error");
+                return;
+            }
+        };
+        let Some(answer) = responder.respond(&request, peer.ip(), Transport::Tcp, role) else {
+            return;
+        };
+        if write_framed(&mut stream, &answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Responder {
+    /// Answers one request; None means "send nothing" (responses, garbage).
+    pub fn respond(
+        &self,
+        request: &[u8],
+        source: IpAddr,
+        transport: Transport,
+        role: Role,
+    ) -> Option<Vec<u8>> {
+        let message = match Message::from_vec(request) {
+            Ok(message) => message,
+            Err(_) => return self.formerr_from_header(request),
+        };
+        if message.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let answer = match (message.metadata.op_code, role) {
+            (OpCode::Notify, _) => self.notify(&message, request, source),
+            (OpCode::Query, Role::All) => self.query(&message, transport),
+            (OpCode::Query, Role::NotifyOnly) => error_response(&message, ResponseCode::Refused),
+            _ => error_response(&message, ResponseCode::NotImp),
+        };
+        let qtype = message.queries.first().map(|q| q.query_type);
+        self.count(answer.metadata.response_code, qtype);
+        self.encode(answer, &message, transport)
+    }
+
+    /// A FORMERR answer for a request whose header is readable but whose body is not.
+    fn formerr_from_header(&self, request: &[u8]) -> Option<Vec<u8>> {
+        if request.len() < 12 || request[2] & 0x80 != 0 {
+            return None;
+        }
+        let id = u16::from_be_bytes([request[0], request[1]]);
+        let opcode = OpCode::from_u8((request[2] >> 3) & 0x0f);
+        let mut answer = Message::error_msg(id, opcode, ResponseCode::FormErr);
+        answer.metadata.recursion_desired = request[2] & 0x01 != 0;
+        self.count(ResponseCode::FormErr, None);
+        answer.to_vec().ok()
+    }
+
+    fn query(&self, request: &Message, transport: Transport) -> Message {
+        if request.queries.len() != 1 {
+            return error_response(request, ResponseCode::FormErr);
+        }
+        if let Some(edns) = &request.edns
+            && edns.version() != 0
+        {
+            return error_response(request, ResponseCode::BADVERS);
+        }
+        let query = &request.queries[0];
+        match query.query_type {
+            RecordType::AXFR | RecordType::IXFR => {
+                return error_response(request, ResponseCode::Refused);
+            }
+            RecordType::OPT | RecordType::TSIG => {
+                return error_response(request, ResponseCode::FormErr);
+            }
+            _ => {}
+        }
+        if query.query_class != DNSClass::IN {
+            return error_response(request, ResponseCode::Refused);
+        }
+        let Some(handle) = self.zones.find(&query.name) else {
+            return error_response(request, ResponseCode::Refused);
+        };
+        let Some(zone) = handle.servable() else {
+            return error_response(request, ResponseCode::ServFail);
+        };
+        let any = match transport {
+            Transport::Udp => AnyPolicy::Minimal,
+            Transport::Tcp => AnyPolicy::Full,
+        };
+        let found = lookup(&zone, &query.name, query.query_type, any);
+        let mut answer = base_response(request, found.rcode);
+        answer.metadata.authoritative = found.authoritative;
+        answer.answers = found.answer;
+        answer.authorities = found.authority;
+        answer.additionals = found.additional;
+        answer
+    }
+
+    fn notify(&self, request: &Message, wire: &[u8], source: IpAddr) -> Message {
+        let outcome = |label: &str| {
+            self.metrics
+                .notifies
+                .get_or_create(&NotifyLabels {
+                    outcome: label.to_string(),
+                })
+                .inc();
+        };
+        let Some(query) = request
+            .queries
+            .first()
+            .filter(|_| request.queries.len() == 1)
+        else {
+            outcome("refused");
+            return error_response(request, ResponseCode::FormErr);
+        };
+        if query.query_type != RecordType::SOA || query.query_class != DNSClass::IN {
+            outcome("refused");
+            return error_response(request, ResponseCode::FormErr);
+        }
+        let Some(handle) = self.zones.get(&query.name) else {
+            outcome("refused");
+            warn!(zone = %query.name, %source, "NOTIFY for a zone we do not serve; refused");
+            return error_response(request, ResponseCode::NotAuth);
+        };
+        if !handle.notify_allow.contains(&source) {
+            outcome("refused");
+            warn!(zone = %handle.name, %source, "NOTIFY from an address not allowed for this zone; refused");
+            return error_response(request, ResponseCode::Refused);
+        }
+        if let Some((_, key)) = handle.notify_keys.iter().find(|(ip, _)| *ip == source) {
+            let verified = tsig::verify_request(
+                wire,
+                |name: &Name| (name.eq_ignore_root(&key.name)).then_some(key.as_ref()),
+                unix_now(),
+            );
+            match verified {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    outcome("bad_tsig");
+                    warn!(zone = %handle.name, %source, "unsigned NOTIFY where a TSIG key is configured; refused");
+                    return error_response(request, ResponseCode::NotAuth);
+                }
+                Err(error) => {
+                    outcome("bad_tsig");
+                    warn!(zone = %handle.name, %source, %error, "NOTIFY failed TSIG verification; refused");
+                    return error_response(request, ResponseCode::NotAuth);
+                }
+            }
+        }
+        outcome("accepted");
+        info!(zone = %handle.name, %source, "NOTIFY accepted");
+        handle.refresh_now.notify_one();
+        let mut answer = base_response(request, ResponseCode::NoError);
+        answer.metadata.authoritative = true;
+        answer
+    }
+
+    /// Encodes an answer within the size the transport allows: additional records are dropped
+    /// first (unless they are glue a referral needs), then TC is set with empty sections.
+    fn encode(
+        &self,
+        mut answer: Message,
+        request: &Message,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        if let Some(edns) = &request.edns {
+            let mut reply = Edns::new();
+            reply.set_max_payload(self.edns_payload_max);
+            reply.set_version(0);
+            reply.set_dnssec_ok(edns.flags().dnssec_ok);
+            answer.edns = Some(reply);
+        }
+        let limit = match (transport, &request.edns) {
+            (Transport::Tcp, _) => TCP_PAYLOAD_MAX,
+            (Transport::Udp, None) => UDP_PAYLOAD_PLAIN,
+            (Transport::Udp, Some(edns)) => {
+                usize::from(edns.max_payload().clamp(512, self.edns_payload_max))
+            }
+        };
+        let wire = answer.to_vec().ok()?;
+        if wire.len() <= limit {
+            return Some(wire);
+        }
+        let referral = !answer.metadata.authoritative && answer.answers.is_empty();
+        if !referral && !answer.additionals.is_empty() {
+            answer.additionals.clear();
+            let wire = answer.to_vec().ok()?;
+            if wire.len() <= limit {
+                return Some(wire);
+            }
+        }
+        answer.metadata.truncation = true;
+        answer.answers.clear();
+        answer.authorities.clear();
+        answer.additionals.clear();
+        answer.to_vec().ok()
+    }
+
+    fn count(&self, rcode: ResponseCode, qtype: Option<RecordType>) {
+        let qtype = match qtype {
+            Some(
+                rtype @ (RecordType::A
+                | RecordType::AAAA
+                | RecordType::NS
+                | RecordType::CNAME
+                | RecordType::SOA
+                | RecordType::MX
+                | RecordType::TXT
+                | RecordType::SRV
+                | RecordType::PTR
+                | RecordType::CAA
+                | RecordType::DS
+                | RecordType::DNSKEY
+                | RecordType::HTTPS
+                | RecordType::SVCB
+                | RecordType::ANY
+                | RecordType::AXFR
+                | RecordType::IXFR),
+            ) => rtype.to_string(),
+            Some(_) => "OTHER".to_string(),
+            None => "NONE".to_string(),
+        };
+        self.metrics
+            .queries
+            .get_or_create(&QueryLabels {
+                rcode: rcode.to_str().to_string(),
+                qtype,
+            })
+            .inc();
+    }
+}
+
+/// A response carrying the request's question, ID, opcode and RD/CD flags.
+fn base_response(request: &Message, rcode: ResponseCode) -> Message {
+    let mut answer = Message::response(request.metadata.id, request.metadata.op_code);
+    answer.metadata.recursion_desired = request.metadata.recursion_desired;
+    answer.metadata.checking_disabled = request.metadata.checking_disabled;
+    answer.metadata.response_code = rcode;
+    if let Some(query) = request.queries.first() {
+        let mut echo = Query::query(query.name.clone(), query.query_type);
+        echo.query_class = query.query_class;
+        answer.add_query(echo);
+    }
+    answer
+}
+
+fn error_response(request: &Message, rcode: ResponseCode) -> Message {
+    base_response(request, rcode)
+}

@@ -1,0 +1,435 @@
+//! Durable zone storage in sled.
+//!
+//! Schema (two trees, a fixed set no matter how many zones; see DESIGN.md 6):
+//! - `zones`: key = zone apex (lowercase text), value = JSON [`ZoneMeta`].
+//! - `data`: key = apex, 0, generation (u64 BE), chunk (u32 BE); value = a chunk of records in
+//!   wire format (u32 count, then records with uncompressed names).
+//!
+//! **Invariant:** a version is written completely under a fresh generation and flushed before
+//! one small compare-and-swap points the zone's metadata at it; the old generation is deleted
+//! only afterwards. A crash at any moment leaves the old version or the new one, never a
+//! mixture. Reading checks the record count and the SOA serial against the metadata.
+//!
+//! The query path never reads sled: zones are loaded into memory at start-up.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+/// Records per sled value: large enough to keep keys few, small enough that one batch never
+/// holds sled's process-wide lock for long (DESIGN.md 6: a 200k-entry batch stalls readers).
+const CHUNK_RECORDS: usize = 1_000;
+
+/// Chunks per sled batch.
+const BATCH_CHUNKS: usize = 10;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, corruption).
+    #[error("database: {0}")]
+    Database(#[from] sled::Error),
+    /// Metadata could not be decoded.
+    #[error("zone metadata for {zone} is unreadable: {source}")]
+    Meta {
+        /// The zone.
+        zone: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// Stored records could not be decoded.
+    #[error("stored records of {zone} are unreadable: {message}")]
+    Records {
+        /// The zone.
+        zone: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The data does not match its metadata (a count or serial differs).
+    #[error("stored data of {zone} does not match its metadata: {message}")]
+    Mismatch {
+        /// The zone.
+        zone: String,
+        /// What differs.
+        message: String,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode a record of {zone}: {message}")]
+    Encode {
+        /// The zone.
+        zone: String,
+        /// The encoder's message.
+        message: String,
+    },
+    /// Another writer changed the zone's metadata between our read and our switch.
+    #[error("zone {0} was changed concurrently")]
+    Conflict(String),
+}
+
+/// What is known about one zone's stored version; times are UNIX seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneMeta {
+    /// The SOA serial of the stored version (None before the first load).
+    pub serial: Option<u32>,
+    /// The generation holding the records.
+    pub generation: u64,
+    /// Number of records stored, SOA included.
+    pub records: u64,
+    /// Where the version came from (`127.0.0.1:53`, `file:/path`).
+    pub source: Option<String>,
+    /// Last attempt to refresh.
+    pub last_attempt: Option<u64>,
+    /// Last successful refresh (the SOA check or transfer succeeded).
+    pub last_success: Option<u64>,
+    /// When the zone expires unless refreshed.
+    pub expire_deadline: Option<u64>,
+    /// The last failure, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// A zone read back from the store.
+pub struct StoredZone {
+    /// The apex.
+    pub name: Name,
+    /// Its metadata.
+    pub meta: ZoneMeta,
+    /// Its records (empty when no version was stored yet).
+    pub records: Vec<Record>,
+}
+
+/// The zone store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    zones: sled::Tree,
+    data: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        let zones = db.open_tree("zones")?;
+        let data = db.open_tree("data")?;
+        Ok(Store { db, zones, data })
+    }
+
+    /// The metadata of one zone, if stored.
+    pub fn meta(&self, zone: &Name) -> Result<Option<ZoneMeta>, StoreError> {
+        let key = zone_key(zone);
+        match self.zones.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => decode_meta(zone, &bytes).map(Some),
+        }
+    }
+
+    /// Writes `records` as the zone's new version with metadata `meta` (whose `generation` and
+    /// `records` are filled in here), then switches to it atomically and durably.
+    pub fn save_version(
+        &self,
+        zone: &Name,
+        meta: &ZoneMeta,
+        records: impl Iterator<Item = Record>,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let generation = self.db.generate_id()?;
+        let mut count: u64 = 0;
+        let mut chunk_index: u32 = 0;
+        let mut batch = sled::Batch::default();
+        let mut batch_chunks = 0;
+        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_RECORDS);
+        let mut records = records.peekable();
+        while records.peek().is_some() {
+            chunk.clear();
+            chunk.extend(records.by_ref().take(CHUNK_RECORDS));
+            count += chunk.len() as u64;
+            batch.insert(
+                data_key(zone, generation, chunk_index),
+                encode_chunk(zone, &chunk)?,
+            );
+            chunk_index += 1;
+            batch_chunks += 1;
+            if batch_chunks == BATCH_CHUNKS {
+                self.data.apply_batch(std::mem::take(&mut batch))?;
+                batch_chunks = 0;
+            }
+        }
+        self.data.apply_batch(batch)?;
+        // The new generation must be on disk before anything points at it.
+        self.db.flush()?;
+        let mut meta = meta.clone();
+        meta.generation = generation;
+        meta.records = count;
+        let key = zone_key(zone);
+        let old = self.zones.get(&key)?;
+        let new = serde_json::to_vec(&meta).map_err(|source| StoreError::Meta {
+            zone: zone.to_string(),
+            source,
+        })?;
+        self.zones
+            .compare_and_swap(&key, old.clone(), Some(new))?
+            .map_err(|_| StoreError::Conflict(zone.to_string()))?;
+        self.db.flush()?;
+        if let Some(old) = old {
+            let old = decode_meta(zone, &old)?;
+            if old.generation != generation && old.serial.is_some() {
+                self.delete_generation(zone, old.generation)?;
+            }
+        }
+        debug!(zone = %zone, records = count, generation, elapsed_ms = started.elapsed().as_millis() as u64, "stored zone version");
+        Ok(())
+    }
+
+    /// Updates only the metadata (timers, errors) of the stored version; flushed at once so that
+    /// timers continue from the stored times after a crash.
+    pub fn update_meta(
+        &self,
+        zone: &Name,
+        update: impl Fn(&mut ZoneMeta),
+    ) -> Result<ZoneMeta, StoreError> {
+        let key = zone_key(zone);
+        loop {
+            let old = self.zones.get(&key)?;
+            let mut meta = match &old {
+                Some(bytes) => decode_meta(zone, bytes)?,
+                None => ZoneMeta::default(),
+            };
+            update(&mut meta);
+            let new = serde_json::to_vec(&meta).map_err(|source| StoreError::Meta {
+                zone: zone.to_string(),
+                source,
+            })?;
+            if self.zones.compare_and_swap(&key, old, Some(new))?.is_ok() {
+                self.db.flush()?;
+                return Ok(meta);
+            }
+        }
+    }
+
+    /// Reads every stored zone, checking each against its metadata.
+    pub fn load_all(&self) -> Result<Vec<StoredZone>, StoreError> {
+        let mut zones = Vec::new();
+        for entry in self.zones.iter() {
+            let (key, value) = entry?;
+            let text = String::from_utf8_lossy(&key).into_owned();
+            let name = Name::from_ascii(&text).map_err(|error| StoreError::Records {
+                zone: text.clone(),
+                message: format!("bad zone key: {error}"),
+            })?;
+            let meta = decode_meta(&name, &value)?;
+            let records = if meta.serial.is_some() {
+                self.load_records(&name, &meta)?
+            } else {
+                Vec::new()
+            };
+            zones.push(StoredZone {
+                name,
+                meta,
+                records,
+            });
+        }
+        Ok(zones)
+    }
+
+    fn load_records(&self, zone: &Name, meta: &ZoneMeta) -> Result<Vec<Record>, StoreError> {
+        let started = Instant::now();
+        let mut records = Vec::with_capacity(meta.records as usize);
+        for entry in self
+            .data
+            .scan_prefix(generation_prefix(zone, meta.generation))
+        {
+            let (_, value) = entry?;
+            decode_chunk(zone, &value, &mut records)?;
+        }
+        if records.len() as u64 != meta.records {
+            return Err(StoreError::Mismatch {
+                zone: zone.to_string(),
+                message: format!(
+                    "{} records stored, metadata says {}",
+                    records.len(),
+                    meta.records
+                ),
+            });
+        }
+        let serial = records.first().and_then(|record| match &record.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        });
+        if serial != meta.serial {
+            return Err(StoreError::Mismatch {
+                zone: zone.to_string(),
+                message: format!(
+                    "first record's serial {serial:?}, metadata says {:?}",
+                    meta.serial
+                ),
+            });
+        }
+        let elapsed = started.elapsed();
+        if elapsed > Duration::from_secs(1) {
+            info!(zone = %zone, records = records.len(), elapsed_ms = elapsed.as_millis() as u64, "read zone from store");
+        }
+        Ok(records)
+    }
+
+    /// Deletes every key of one generation of a zone.
+    fn delete_generation(&self, zone: &Name, generation: u64) -> Result<(), StoreError> {
+        let keys: Vec<_> = self
+            .data
+            .scan_prefix(generation_prefix(zone, generation))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for keys in keys.chunks(BATCH_CHUNKS * 10) {
+            let mut batch = sled::Batch::default();
+            for key in keys {
+                batch.remove(key.clone());
+            }
+            self.data.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Removes zones that are no longer configured, with all their data.
+    pub fn remove_zone(&self, zone: &Name) -> Result<(), StoreError> {
+        if let Some(meta) = self.meta(zone)? {
+            self.zones.remove(zone_key(zone))?;
+            self.delete_generation(zone, meta.generation)?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything to disk (used at shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn zone_key(zone: &Name) -> Vec<u8> {
+    zone.to_lowercase().to_ascii().into_bytes()
+}
+
+fn generation_prefix(zone: &Name, generation: u64) -> Vec<u8> {
+    let mut key = zone_key(zone);
+    key.push(0);
+    key.extend_from_slice(&generation.to_be_bytes());
+    key
+}
+
+fn data_key(zone: &Name, generation: u64, chunk: u32) -> Vec<u8> {
+    let mut key = generation_prefix(zone, generation);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+fn decode_meta(zone: &Name, bytes: &[u8]) -> Result<ZoneMeta, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Meta {
+        zone: zone.to_string(),
+        source,
+    })
+}
+
+fn encode_chunk(zone: &Name, records: &[Record]) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(records.len() * 48);
+    bytes.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_offset(4);
+    let mut encoder = encoder.with_name_encoding(NameEncoding::Uncompressed);
+    for record in records {
+        record
+            .emit(&mut encoder)
+            .map_err(|error| StoreError::Encode {
+                zone: zone.to_string(),
+                message: error.to_string(),
+            })?;
+    }
+    drop(encoder);
+    Ok(bytes)
+}
+
+fn decode_chunk(zone: &Name, bytes: &[u8], out: &mut Vec<Record>) -> Result<(), StoreError> {
+    let bad = |message: String| StoreError::Records {
+        zone: zone.to_string(),
+        message,
+    };
+    let Some((count, body)) = bytes.split_first_chunk::<4>() else {
+        return Err(bad("chunk shorter than its count".into()));
+    };
+    let count = u32::from_be_bytes(*count);
+    let mut decoder = BinDecoder::new(body);
+    for _ in 0..count {
+        let record = Record::read(&mut decoder).map_err(|error| bad(error.to_string()))?;
+        out.push(record);
+    }
+    if !decoder.is_empty() {
+        return Err(bad("trailing bytes after the records of a chunk".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::tests::{a, base_records, name, soa};
+
+    fn meta(serial: u32) -> ZoneMeta {
+        ZoneMeta {
+            serial: Some(serial),
+            source: Some("test".into()),
+            last_success: Some(100),
+            ..ZoneMeta::default()
+        }
+    }
+
+    #[test]
+    fn saves_switches_and_reloads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .save_version(&zone, &meta(1), base_records().into_iter())
+                .expect("save 1");
+            let mut bigger = base_records();
+            bigger[0] = soa(2);
+            bigger.extend((0..2500).map(|i| a(&format!("h{i}.example.test."), "192.0.2.1")));
+            store
+                .save_version(&zone, &meta(2), bigger.into_iter())
+                .expect("save 2");
+            store
+                .update_meta(&zone, |m| m.last_error = Some("boom".into()))
+                .expect("update");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let zones = store.load_all().expect("load");
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0].meta.serial, Some(2));
+        assert_eq!(zones[0].meta.last_error.as_deref(), Some("boom"));
+        assert_eq!(zones[0].records.len(), 2504);
+        // The first generation is gone: only the chunks of the new one remain.
+        assert_eq!(store.data.len(), 3);
+        store.remove_zone(&zone).expect("remove");
+        assert!(store.load_all().expect("load").is_empty());
+        assert_eq!(store.data.len(), 0);
+    }
+
+    #[test]
+    fn detects_a_mismatch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .save_version(&zone, &meta(1), base_records().into_iter())
+            .expect("save");
+        store
+            .update_meta(&zone, |m| m.records = 99)
+            .expect("update");
+        assert!(matches!(store.load_all(), Err(StoreError::Mismatch { .. })));
+    }
+}

@@ -1,0 +1,323 @@
+//! The transfer client: SOA checks over UDP (falling back to TCP) and AXFR/IXFR over TCP, with
+//! TSIG on requests and verified on every response message.
+//!
+//! Owns the sockets of one exchange and the deadlines; the meaning of the stream is decided by
+//! `xfr::Interpreter`, and what to do with the outcome by the caller (`secondary`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::net::{TcpStream, UdpSocket};
+use tracing::info;
+
+use crate::tsig::{self, StreamVerifier, TsigError, TsigKey};
+use crate::wire::{read_framed, unix_now, write_framed};
+use crate::xfr::{Interpreter, Outcome, Request, XfrError};
+
+/// How often a long transfer logs its progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why an exchange with a primary failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// A socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// No answer within the deadline.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The primary's answer is not a DNS message we can decode.
+    #[error("undecodable answer: {0}")]
+    Malformed(String),
+    /// The answer failed TSIG verification, or the primary reported a TSIG error.
+    #[error("TSIG: {0}")]
+    Tsig(#[from] TsigError),
+    /// The transfer stream was rejected.
+    #[error("{0}")]
+    Stream(#[from] XfrError),
+    /// The SOA answer carried no SOA for the zone.
+    #[error("SOA query answered {rcode} without the zone's SOA")]
+    NoSoa {
+        /// The response code of the answer.
+        rcode: ResponseCode,
+    },
+}
+
+impl TransferError {
+    /// True when an IXFR failure should be retried as AXFR from the same primary: the server
+    /// does not do IXFR, or its stream did not make sense.
+    pub fn wants_axfr(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Stream(
+                XfrError::Rcode(
+                    ResponseCode::NotImp | ResponseCode::FormErr | ResponseCode::ServFail
+                ) | XfrError::SerialMismatch { .. }
+                    | XfrError::Unexpected(_)
+            )
+        )
+    }
+}
+
+/// Limits of one transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferLimits {
+    /// Most records.
+    pub records_max: u64,
+    /// Most message bytes.
+    pub bytes_max: u64,
+    /// Longest whole transfer.
+    pub transfer_timeout: Duration,
+    /// Longest wait for one message.
+    pub query_timeout: Duration,
+}
+
+/// Asks `server` for the zone's SOA serial: UDP first, TCP when the answer is truncated or UDP
+/// gets no answer.
+pub async fn query_soa(
+    server: SocketAddr,
+    zone: &Name,
+    key: Option<&TsigKey>,
+    timeout: Duration,
+) -> Result<u32, TransferError> {
+    let SignedRequest {
+        wire: request,
+        mac: request_mac,
+        id,
+    } = build_request(zone, RecordType::SOA, None, key)?;
+    let udp = async {
+        let bind: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal address")
+        } else {
+            "[::]:0".parse().expect("literal address")
+        };
+        let socket = UdpSocket::bind(bind)
+            .await
+            .map_err(|source| TransferError::Io {
+                what: "binding a UDP socket",
+                source,
+            })?;
+        socket
+            .connect(server)
+            .await
+            .map_err(|source| TransferError::Io {
+                what: "connecting a UDP socket",
+                source,
+            })?;
+        socket
+            .send(&request)
+            .await
+            .map_err(|source| TransferError::Io {
+                what: "sending the SOA query",
+                source,
+            })?;
+        let mut buffer = vec![0u8; 65_535];
+        // Answers with another ID (late or forged) are ignored until the deadline.
+        loop {
+            let length = socket
+                .recv(&mut buffer)
+                .await
+                .map_err(|source| TransferError::Io {
+                    what: "receiving the SOA answer",
+                    source,
+                })?;
+            let wire = &buffer[..length];
+            if wire.len() >= 2 && u16::from_be_bytes([wire[0], wire[1]]) == id {
+                return Ok::<Vec<u8>, TransferError>(wire.to_vec());
+            }
+        }
+    };
+    let wire = match tokio::time::timeout(timeout, udp).await {
+        Ok(Ok(wire)) if !is_truncated(&wire) => Some(wire),
+        Ok(Ok(_)) | Err(_) => None,
+        Ok(Err(error)) => return Err(error),
+    };
+    let wire = match wire {
+        Some(wire) => wire,
+        None => {
+            let tcp = async {
+                let mut stream = connect(server).await?;
+                write_framed(&mut stream, &request)
+                    .await
+                    .map_err(|source| TransferError::Io {
+                        what: "sending the SOA query over TCP",
+                        source,
+                    })?;
+                read_framed(&mut stream)
+                    .await
+                    .map_err(|source| TransferError::Io {
+                        what: "reading the SOA answer over TCP",
+                        source,
+                    })?
+                    .ok_or(TransferError::Timeout("the SOA answer (connection closed)"))
+            };
+            tokio::time::timeout(timeout, tcp)
+                .await
+                .map_err(|_| TransferError::Timeout("the SOA answer"))??
+        }
+    };
+    if let (Some(key), Some(mac)) = (key, request_mac) {
+        let mut verifier = StreamVerifier::new(key.clone(), mac);
+        verifier.verify(&wire, unix_now())?;
+        verifier.finish()?;
+    }
+    let message =
+        Message::from_vec(&wire).map_err(|error| TransferError::Malformed(error.to_string()))?;
+    if message.metadata.id != id {
+        return Err(TransferError::Malformed(
+            "answer ID does not match the query".into(),
+        ));
+    }
+    message
+        .answers
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::SOA(soa) if record.name.eq_ignore_root(zone) => Some(soa.serial),
+            _ => None,
+        })
+        .ok_or(TransferError::NoSoa {
+            rcode: message.metadata.response_code,
+        })
+}
+
+/// Runs one AXFR or IXFR over TCP and returns its interpreted outcome. For IXFR,
+/// `current_soa` is our SOA record (RFC 1995 3: it goes in the authority section).
+pub async fn transfer(
+    server: SocketAddr,
+    zone: &Name,
+    request: Request,
+    current_soa: Option<Record>,
+    key: Option<&TsigKey>,
+    limits: TransferLimits,
+) -> Result<Outcome, TransferError> {
+    let started = Instant::now();
+    let work = async {
+        let qtype = match request {
+            Request::Axfr => RecordType::AXFR,
+            Request::Ixfr { .. } => RecordType::IXFR,
+        };
+        let authority = match request {
+            Request::Ixfr { .. } => current_soa,
+            Request::Axfr => None,
+        };
+        let SignedRequest {
+            wire,
+            mac: request_mac,
+            id,
+        } = build_request(zone, qtype, authority, key)?;
+        let mut stream = connect(server).await?;
+        write_framed(&mut stream, &wire)
+            .await
+            .map_err(|source| TransferError::Io {
+                what: "sending the transfer request",
+                source,
+            })?;
+        let mut verifier = match (key, request_mac) {
+            (Some(key), Some(mac)) => Some(StreamVerifier::new(key.clone(), mac)),
+            _ => None,
+        };
+        let mut interpreter =
+            Interpreter::new(zone.clone(), request, limits.records_max, limits.bytes_max);
+        let mut last_progress = Instant::now();
+        loop {
+            let next = tokio::time::timeout(limits.query_timeout, read_framed(&mut stream))
+                .await
+                .map_err(|_| TransferError::Timeout("the next transfer message"))?
+                .map_err(|source| TransferError::Io {
+                    what: "reading the transfer stream",
+                    source,
+                })?;
+            let Some(wire) = next else {
+                // The server closed the stream: complete only if the closing SOA was seen.
+                return Ok(interpreter.finish()?);
+            };
+            if let Some(verifier) = verifier.as_mut() {
+                verifier.verify(&wire, unix_now())?;
+            }
+            let message = Message::from_vec(&wire)
+                .map_err(|error| TransferError::Malformed(error.to_string()))?;
+            if message.metadata.id != id {
+                return Err(TransferError::Malformed(
+                    "message ID does not match the request".into(),
+                ));
+            }
+            let done = interpreter.feed(&message, wire.len())?;
+            if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                last_progress = Instant::now();
+                let seconds = started.elapsed().as_secs_f64().max(0.001);
+                info!(
+                    zone = %zone,
+                    %server,
+                    records = interpreter.records(),
+                    bytes = interpreter.bytes(),
+                    records_per_s = (interpreter.records() as f64 / seconds) as u64,
+                    "transfer in progress"
+                );
+            }
+            if done {
+                if let Some(verifier) = &verifier {
+                    verifier.finish()?;
+                }
+                return Ok(interpreter.finish()?);
+            }
+        }
+    };
+    tokio::time::timeout(limits.transfer_timeout, work)
+        .await
+        .map_err(|_| TransferError::Timeout("the whole transfer (limits.transfer_timeout)"))?
+}
+
+async fn connect(server: SocketAddr) -> Result<TcpStream, TransferError> {
+    TcpStream::connect(server)
+        .await
+        .map_err(|source| TransferError::Io {
+            what: "connecting over TCP",
+            source,
+        })
+}
+
+/// A query ready to send.
+struct SignedRequest {
+    /// Its wire form, TSIG included when signed.
+    wire: Vec<u8>,
+    /// The request MAC, when signed: the first response's MAC covers it.
+    mac: Option<Vec<u8>>,
+    /// The message ID that answers must carry.
+    id: u16,
+}
+
+/// Builds a query, signed when a key is given.
+fn build_request(
+    zone: &Name,
+    qtype: RecordType,
+    authority: Option<Record>,
+    key: Option<&TsigKey>,
+) -> Result<SignedRequest, TransferError> {
+    let id: u16 = rand::random();
+    let mut message = Message::query();
+    message.metadata.id = id;
+    message.metadata.op_code = OpCode::Query;
+    message.add_query(Query::query(zone.clone(), qtype));
+    if let Some(record) = authority {
+        message.add_authority(record);
+    }
+    let mut wire = message.to_vec().map_err(|error| {
+        TransferError::Malformed(format!("cannot encode our own query: {error}"))
+    })?;
+    let mac = match key {
+        Some(key) => Some(tsig::sign(&mut wire, key, unix_now(), None)?),
+        None => None,
+    };
+    Ok(SignedRequest { wire, mac, id })
+}
+
+fn is_truncated(wire: &[u8]) -> bool {
+    wire.len() > 2 && wire[2] & 0x02 != 0
+}
