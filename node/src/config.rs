@@ -826,6 +826,22 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_are_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for zone in ["example.org.zone", "example.test.zone"] {
+            std::fs::write(dir.path().join(zone), "").expect("write");
+        }
+        for text in [
+            include_str!("../../configs/reference.toml"),
+            include_str!("../../configs/quickstart.toml"),
+        ] {
+            if let Err(error) = Config::parse(text, dir.path()) {
+                panic!("shipped config rejected: {error:?}");
+            }
+        }
+    }
+
+    #[test]
     fn secret_files_may_be_bind_key_clauses() {
         let bind = "key \"xfr\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0\";\n};\n";
         assert_eq!(secret_from_file(bind), "c2VjcmV0");

@@ -329,7 +329,7 @@ impl PrimaryTask {
             .map_err(|error| format!("store task failed: {error}"))?
             .map_err(|error| format!("storing the new version: {error}"))?;
             meta.records = zone.record_count() as u64;
-            info!(zone = %zone_name, serial = zone.serial(), records = zone.record_count(), transfer = transfer_kind, %source, "new version loaded");
+            info!(zone = %zone_name, serial = zone.serial(), records = zone.record_count(), transfer = transfer_kind, from = %source, "new version loaded");
             self.handle.publish(zone);
             kind = Some(transfer_kind);
         } else {

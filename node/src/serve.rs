@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::config::ServerConfig;
 use crate::lookup::{AnyPolicy, lookup};
 use crate::metrics::{Metrics, NotifyLabels, QueryLabels};
-use crate::tsig;
+use crate::tsig::{self, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::zoneset::ZoneSet;
 
@@ -61,6 +61,9 @@ pub enum Role {
     /// NOTIFY only.
     NotifyOnly,
 }
+
+/// The key and request MAC that the answer to a signed request is signed with.
+type Signer = (Arc<TsigKey>, Vec<u8>);
 
 /// Everything `respond` needs.
 pub struct Responder {
@@ -253,8 +256,18 @@ impl Responder {
         if message.metadata.message_type != MessageType::Query {
             return None;
         }
+        if message.metadata.op_code == OpCode::Notify {
+            let (answer, signer) = self.notify(&message, request, source);
+            self.count(answer.metadata.response_code, Some(RecordType::SOA));
+            let mut wire = self.encode(answer, &message, transport)?;
+            if let Some((key, request_mac)) = signer {
+                // A signed NOTIFY gets a signed answer (RFC 8945 5.3), or the primary logs it
+                // as unverifiable.
+                tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true).ok()?;
+            }
+            return Some(wire);
+        }
         let answer = match (message.metadata.op_code, role) {
-            (OpCode::Notify, _) => self.notify(&message, request, source),
             (OpCode::Query, Role::All) => self.query(&message, transport),
             (OpCode::Query, Role::NotifyOnly) => error_response(&message, ResponseCode::Refused),
             _ => error_response(&message, ResponseCode::NotImp),
@@ -318,7 +331,10 @@ impl Responder {
         answer
     }
 
-    fn notify(&self, request: &Message, wire: &[u8], source: IpAddr) -> Message {
+    /// Handles NOTIFY (RFC 1996): only from allowed addresses, signed when a key is configured
+    /// for the sender. Returns the answer and, for a signed request, the key and request MAC
+    /// to sign the answer with.
+    fn notify(&self, request: &Message, wire: &[u8], source: IpAddr) -> (Message, Option<Signer>) {
         let outcome = |label: &str| {
             self.metrics
                 .notifies
@@ -333,22 +349,23 @@ impl Responder {
             .filter(|_| request.queries.len() == 1)
         else {
             outcome("refused");
-            return error_response(request, ResponseCode::FormErr);
+            return (error_response(request, ResponseCode::FormErr), None);
         };
         if query.query_type != RecordType::SOA || query.query_class != DNSClass::IN {
             outcome("refused");
-            return error_response(request, ResponseCode::FormErr);
+            return (error_response(request, ResponseCode::FormErr), None);
         }
         let Some(handle) = self.zones.get(&query.name) else {
             outcome("refused");
             warn!(zone = %query.name, %source, "NOTIFY for a zone we do not serve; refused");
-            return error_response(request, ResponseCode::NotAuth);
+            return (error_response(request, ResponseCode::NotAuth), None);
         };
         if !handle.notify_allow.contains(&source) {
             outcome("refused");
             warn!(zone = %handle.name, %source, "NOTIFY from an address not allowed for this zone; refused");
-            return error_response(request, ResponseCode::Refused);
+            return (error_response(request, ResponseCode::Refused), None);
         }
+        let mut signer = None;
         if let Some((_, key)) = handle.notify_keys.iter().find(|(ip, _)| *ip == source) {
             let verified = tsig::verify_request(
                 wire,
@@ -356,16 +373,16 @@ impl Responder {
                 unix_now(),
             );
             match verified {
-                Ok(Some(_)) => {}
+                Ok(Some((_, mac))) => signer = Some((key.clone(), mac)),
                 Ok(None) => {
                     outcome("bad_tsig");
                     warn!(zone = %handle.name, %source, "unsigned NOTIFY where a TSIG key is configured; refused");
-                    return error_response(request, ResponseCode::NotAuth);
+                    return (error_response(request, ResponseCode::NotAuth), None);
                 }
                 Err(error) => {
                     outcome("bad_tsig");
                     warn!(zone = %handle.name, %source, %error, "NOTIFY failed TSIG verification; refused");
-                    return error_response(request, ResponseCode::NotAuth);
+                    return (error_response(request, ResponseCode::NotAuth), None);
                 }
             }
         }
@@ -374,7 +391,7 @@ impl Responder {
         handle.refresh_now.notify_one();
         let mut answer = base_response(request, ResponseCode::NoError);
         answer.metadata.authoritative = true;
-        answer
+        (answer, signer)
     }
 
     /// Encodes an answer within the size the transport allows: additional records are dropped
@@ -445,10 +462,25 @@ impl Responder {
         self.metrics
             .queries
             .get_or_create(&QueryLabels {
-                rcode: rcode.to_str().to_string(),
+                rcode: rcode_mnemonic(rcode),
                 qtype,
             })
             .inc();
+    }
+}
+
+/// The registry mnemonic of a response code (`NOERROR`, `NXDOMAIN`), as operators read it.
+fn rcode_mnemonic(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::BADVERS => "BADVERS".into(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }
 
