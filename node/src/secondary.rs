@@ -296,15 +296,9 @@ impl PrimaryTask {
     ) -> Result<(), String> {
         let now = SystemTime::now();
         let zone_name = self.handle.name.clone();
-        let (timers, serial) = match (&new_zone, self.handle.data()) {
-            (Some((zone, _)), _) => (
-                SoaTimers::from_soa(zone.soa(), &self.context.clamps),
-                zone.serial(),
-            ),
-            (None, Some(zone)) => (
-                SoaTimers::from_soa(zone.soa(), &self.context.clamps),
-                zone.serial(),
-            ),
+        let timers = match (&new_zone, self.handle.data()) {
+            (Some((zone, _)), _) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
+            (None, Some(zone)) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
             (None, None) => return Err("no data after a successful check".into()),
         };
         let deadline = expire_deadline(timers, now);
@@ -353,7 +347,6 @@ impl PrimaryTask {
             status.last_transfer = kind.to_string();
             status.source = Some(source);
         }
-        let _ = serial;
         Ok(())
     }
 

@@ -501,3 +501,272 @@ fn base_response(request: &Message, rcode: ResponseCode) -> Message {
 fn error_response(request: &Message, rcode: ResponseCode) -> Message {
     base_response(request, rcode)
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::Edns;
+
+    use super::*;
+    use crate::config::{Primary, ZoneConfig, ZoneSource};
+    use crate::zone::Zone;
+    use crate::zone::tests::{LIMITS, base_records, name, txt};
+
+    const PRIMARY: &str = "192.0.2.53";
+
+    fn responder(loaded: bool) -> Responder {
+        let config = ZoneConfig {
+            name: name("example.test."),
+            source: ZoneSource::Primaries(vec![Primary {
+                address: SocketAddr::new(PRIMARY.parse().expect("ip"), 53),
+                tsig_key: None,
+            }]),
+            notify_allow: vec![PRIMARY.parse().expect("ip")],
+        };
+        let zones = Arc::new(ZoneSet::new(&[config]));
+        if loaded {
+            let mut records = base_records();
+            for index in 0..40 {
+                records.push(txt("big.example.test.", &format!("{index:0>60}")));
+            }
+            let zone = Zone::from_records(&name("example.test."), records, LIMITS).expect("valid");
+            zones
+                .get(&name("example.test."))
+                .expect("zone")
+                .publish(Arc::new(zone));
+        }
+        Responder {
+            zones,
+            metrics: Arc::new(Metrics::new()),
+            edns_payload_max: 1232,
+        }
+    }
+
+    fn request(qname: &str, qtype: RecordType, edns: Option<u16>) -> Message {
+        let mut message = Message::query();
+        message.metadata.id = 4242;
+        message.add_query(Query::query(name(qname), qtype));
+        if let Some(size) = edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(size);
+            message.set_edns(edns);
+        }
+        message
+    }
+
+    fn ask(responder: &Responder, message: &Message, transport: Transport) -> Message {
+        let wire = message.to_vec().expect("encode");
+        let answer = responder
+            .respond(
+                &wire,
+                "198.51.100.7".parse().expect("ip"),
+                transport,
+                Role::All,
+            )
+            .expect("an answer");
+        Message::from_vec(&answer).expect("decodable answer")
+    }
+
+    #[test]
+    fn answers_authoritatively_preserving_case() {
+        let answer = ask(
+            &responder(true),
+            &request("WwW.Example.TEST.", RecordType::A, None),
+            Transport::Udp,
+        );
+        assert_eq!(answer.metadata.id, 4242);
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        assert!(answer.metadata.authoritative);
+        assert_eq!(answer.queries[0].name.to_ascii(), "WwW.Example.TEST.");
+        assert_eq!(answer.answers.len(), 1);
+        assert_eq!(answer.answers[0].name.to_ascii(), "WwW.Example.TEST.");
+    }
+
+    #[test]
+    fn refuses_outside_zones_and_transfers() {
+        let responder = responder(true);
+        for (qname, qtype) in [
+            ("www.other.test.", RecordType::A),
+            ("example.test.", RecordType::AXFR),
+            ("example.test.", RecordType::IXFR),
+        ] {
+            let answer = ask(&responder, &request(qname, qtype, None), Transport::Tcp);
+            assert_eq!(
+                answer.metadata.response_code,
+                ResponseCode::Refused,
+                "{qname} {qtype}"
+            );
+            assert!(!answer.metadata.authoritative);
+        }
+    }
+
+    #[test]
+    fn servfail_before_the_first_load() {
+        let answer = ask(
+            &responder(false),
+            &request("www.example.test.", RecordType::A, None),
+            Transport::Udp,
+        );
+        assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[test]
+    fn servfail_when_expired() {
+        let responder = responder(true);
+        responder
+            .zones
+            .get(&name("example.test."))
+            .expect("zone")
+            .set_expired(true);
+        let answer = ask(
+            &responder,
+            &request("www.example.test.", RecordType::A, None),
+            Transport::Udp,
+        );
+        assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[test]
+    fn truncates_to_the_offered_payload() {
+        let responder = responder(true);
+        let plain = ask(
+            &responder,
+            &request("big.example.test.", RecordType::TXT, None),
+            Transport::Udp,
+        );
+        assert!(plain.metadata.truncation);
+        assert!(plain.answers.is_empty());
+        let small = ask(
+            &responder,
+            &request("big.example.test.", RecordType::TXT, Some(1232)),
+            Transport::Udp,
+        );
+        assert!(small.metadata.truncation);
+        assert_eq!(small.edns.as_ref().map(Edns::max_payload), Some(1232));
+        let large = ask(
+            &responder,
+            &request("big.example.test.", RecordType::TXT, Some(4096)),
+            Transport::Udp,
+        );
+        assert!(large.metadata.truncation, "our own limit of 1232 applies");
+        let tcp = ask(
+            &responder,
+            &request("big.example.test.", RecordType::TXT, None),
+            Transport::Tcp,
+        );
+        assert!(!tcp.metadata.truncation);
+        assert_eq!(tcp.answers.len(), 40);
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let responder = responder(true);
+        let source = "198.51.100.7".parse().expect("ip");
+        // A readable header with a body that does not parse: FORMERR with the same ID.
+        let mut garbage = request("www.example.test.", RecordType::A, None)
+            .to_vec()
+            .expect("encode");
+        garbage.truncate(15);
+        let answer = responder
+            .respond(&garbage, source, Transport::Udp, Role::All)
+            .expect("FORMERR");
+        let answer = Message::from_vec(&answer).expect("decodable");
+        assert_eq!(answer.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(answer.metadata.id, 4242);
+        // Too short for a header, or a response: silence.
+        assert!(
+            responder
+                .respond(&[1, 2, 3], source, Transport::Udp, Role::All)
+                .is_none()
+        );
+        let mut response = request("www.example.test.", RecordType::A, None);
+        response.metadata.message_type = MessageType::Response;
+        assert!(
+            responder
+                .respond(
+                    &response.to_vec().expect("encode"),
+                    source,
+                    Transport::Udp,
+                    Role::All
+                )
+                .is_none()
+        );
+        // Unknown EDNS version: BADVERS.
+        let mut versioned = request("www.example.test.", RecordType::A, Some(1232));
+        versioned.edns.as_mut().expect("edns").set_version(1);
+        // BADVERS and BADSIG share the value 16; hickory decodes it as BADSIG.
+        let badvers = ask(&responder, &versioned, Transport::Udp)
+            .metadata
+            .response_code;
+        assert_eq!(u16::from(badvers), 16);
+        // UPDATE is not implemented.
+        let mut update = request("example.test.", RecordType::SOA, None);
+        update.metadata.op_code = OpCode::Update;
+        assert_eq!(
+            ask(&responder, &update, Transport::Udp)
+                .metadata
+                .response_code,
+            ResponseCode::NotImp
+        );
+        // Two questions: FORMERR.
+        let mut two = request("www.example.test.", RecordType::A, None);
+        two.add_query(Query::query(name("example.test."), RecordType::SOA));
+        assert_eq!(
+            ask(&responder, &two, Transport::Udp).metadata.response_code,
+            ResponseCode::FormErr
+        );
+    }
+
+    #[test]
+    fn notify_only_from_allowed_addresses() {
+        let responder = responder(true);
+        let mut notify = request("example.test.", RecordType::SOA, None);
+        notify.metadata.op_code = OpCode::Notify;
+        notify.metadata.authoritative = true;
+        let wire = notify.to_vec().expect("encode");
+        let from_primary = responder
+            .respond(
+                &wire,
+                PRIMARY.parse().expect("ip"),
+                Transport::Udp,
+                Role::NotifyOnly,
+            )
+            .expect("answer");
+        let from_primary = Message::from_vec(&from_primary).expect("decodable");
+        assert_eq!(from_primary.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(from_primary.metadata.op_code, OpCode::Notify);
+        let stranger = responder
+            .respond(
+                &wire,
+                "203.0.113.9".parse().expect("ip"),
+                Transport::Udp,
+                Role::All,
+            )
+            .expect("answer");
+        assert_eq!(
+            Message::from_vec(&stranger)
+                .expect("decodable")
+                .metadata
+                .response_code,
+            ResponseCode::Refused
+        );
+        // A query on a NOTIFY-only listener is refused.
+        let query = request("www.example.test.", RecordType::A, None)
+            .to_vec()
+            .expect("encode");
+        let refused = responder
+            .respond(
+                &query,
+                PRIMARY.parse().expect("ip"),
+                Transport::Udp,
+                Role::NotifyOnly,
+            )
+            .expect("answer");
+        assert_eq!(
+            Message::from_vec(&refused)
+                .expect("decodable")
+                .metadata
+                .response_code,
+            ResponseCode::Refused
+        );
+    }
+}
