@@ -147,11 +147,9 @@ fn add_referral(zone: &Zone, cut: &Node, answer: &mut Answer) {
         answer.authoritative = false;
     }
     let ns = cut.records(RecordType::NS, &cut.name);
-    // A DS RRset at the cut tells a validating resolver that the child is signed.
+    // DS records belong in a referral only for DNSSEC-aware requests (RFC 4035 3.1.4), and this
+    // server does not add DNSSEC data to answers yet.
     answer.authority.extend(ns.iter().cloned());
-    answer
-        .authority
-        .extend(cut.records(RecordType::DS, &cut.name));
     add_target_addresses(zone, &ns, answer);
 }
 
