@@ -21,4 +21,5 @@ pub mod tsig;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
+pub mod zonefile;
 pub mod zoneset;

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hickory_proto::rr::{Name, Record};
-use hickory_proto::serialize::txt::Parser;
+use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -23,6 +22,7 @@ use crate::store::{Store, ZoneMeta};
 use crate::transfer::{self, TransferError, TransferLimits};
 use crate::xfr::{Outcome, Request};
 use crate::zone::{Zone, ZoneLimits};
+use crate::zonefile;
 use crate::zoneset::{ZoneHandle, ZoneState};
 
 /// How often a file zone's file is checked for changes.
@@ -475,15 +475,7 @@ async fn load_file(context: &Context, path: &Path, handle: &Arc<ZoneHandle>) {
 
 /// Reads and validates an RFC 1035 master file.
 pub fn parse_zone_file(path: &Path, origin: &Name, limits: ZoneLimits) -> Result<Zone, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    let (_, sets) = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone()))
-        .parse()
-        .map_err(|error| format!("{}: {error}", path.display()))?;
-    let records: Vec<Record> = sets
-        .values()
-        .flat_map(|set| set.records_without_rrsigs().cloned())
-        .collect();
+    let records = zonefile::read(path, origin).map_err(|error| error.to_string())?;
     Zone::from_records(origin, records, limits)
         .map_err(|error| format!("{}: {error}", path.display()))
 }

@@ -1,0 +1,634 @@
+//! The `zonecast` daemon under test: configuration writer, process control and observation
+//! through the wire (DNS on its query port; `/status`, `/metrics`, `/healthz` on its status port).
+//!
+//! The binary is built once per test process with `cargo build -p zonecast --bin zonecast` into
+//! the target directory that holds the running test executable (so `CARGO_TARGET_DIR` and the
+//! profile are honoured), or taken from the `ZONECAST_BIN` environment variable when set.
+//! Dropping a `Zonecast` kills the daemon; when that happens during a panic, the tail of the
+//! daemon's log is printed first.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::client::{QueryOptions, query_udp, soa_serial};
+use crate::process::Daemon;
+use crate::tsig::TsigKey;
+use crate::util::{free_port, poll, run_command, temp_dir, write_file};
+
+/// How long zonecast may take from process start to a 200 on `/healthz`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `cargo build -p zonecast` may take (a clean debug build takes about 2 minutes here).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
+/// Timeout of one HTTP request to the status endpoint.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a graceful stop (SIGTERM) may take before the process is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The path of the zonecast binary, built on first use (see the module documentation).
+pub fn zonecast_binary() -> PathBuf {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BINARY.get_or_init(locate_or_build) {
+        Ok(path) => path.clone(),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn locate_or_build() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("ZONECAST_BIN") {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("ZONECAST_BIN={} is not a file", path.display()))
+        };
+    }
+    let executable = std::env::current_exe()
+        .map_err(|error| format!("cannot locate the test binary: {error}"))?;
+    // Test executables live in <target>/<profile>/deps/.
+    let profile_dir = executable
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("unexpected test binary path {}", executable.display()))?;
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| format!("unexpected test binary path {}", executable.display()))?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("cluster-tests has no parent directory")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", "zonecast", "--bin", "zonecast"])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        command.arg("--release");
+    }
+    let output = run_command(&mut command, BUILD_TIMEOUT);
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo build -p zonecast --bin zonecast` failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let binary = profile_dir.join("zonecast");
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "cargo built zonecast but {} is missing",
+            binary.display()
+        ))
+    }
+}
+
+/// Clamps zonecast applies to SOA timers (`[timers]`), as humantime strings.
+#[derive(Clone, Debug)]
+pub struct TimerClamps {
+    /// `refresh_min`.
+    pub refresh_min: String,
+    /// `refresh_max`.
+    pub refresh_max: String,
+    /// `retry_min`.
+    pub retry_min: String,
+    /// `retry_max`.
+    pub retry_max: String,
+    /// `expire_min`.
+    pub expire_min: String,
+    /// `expire_max`.
+    pub expire_max: String,
+}
+
+impl Default for TimerClamps {
+    /// Low minimums, so test zones with timers of a few seconds are honoured as written.
+    fn default() -> Self {
+        TimerClamps {
+            refresh_min: "1s".to_owned(),
+            refresh_max: "1d".to_owned(),
+            retry_min: "1s".to_owned(),
+            retry_max: "1h".to_owned(),
+            expire_min: "3s".to_owned(),
+            expire_max: "8w".to_owned(),
+        }
+    }
+}
+
+/// Where a zone's data comes from.
+#[derive(Clone, Debug)]
+pub enum ZoneSource {
+    /// Transfers from these primaries: (address, name of a `[[tsig_key]]`).
+    Primaries(Vec<(SocketAddr, Option<String>)>),
+    /// A master file, reloaded when it changes.
+    File(PathBuf),
+}
+
+/// One `[[zone]]`.
+#[derive(Clone, Debug)]
+pub struct ZoneConfig {
+    /// Zone name.
+    pub name: String,
+    /// Data source.
+    pub source: ZoneSource,
+}
+
+/// A zonecast configuration; ports and the data directory are filled in by `Zonecast::start`.
+#[derive(Clone, Debug, Default)]
+pub struct ZonecastConfig {
+    /// Zones to serve.
+    pub zones: Vec<ZoneConfig>,
+    /// TSIG keys (`[[tsig_key]]`).
+    pub tsig_keys: Vec<TsigKey>,
+    /// Timer clamps.
+    pub timers: TimerClamps,
+    /// `limits.transfer_timeout`.
+    pub transfer_timeout: Option<String>,
+    /// The DNS port to listen on; `None` picks a free one. Set it when a primary's
+    /// `also-notify` must name the node before the node starts.
+    pub dns_port: Option<u16>,
+}
+
+impl ZonecastConfig {
+    /// An empty configuration with test-friendly timer clamps.
+    pub fn new() -> ZonecastConfig {
+        ZonecastConfig::default()
+    }
+
+    /// Adds a zone transferred from `primary`, optionally with a TSIG key (which is added to the
+    /// key list, replacing a key of the same name).
+    pub fn primary_zone(mut self, name: &str, primary: SocketAddr, key: Option<&TsigKey>) -> Self {
+        if let Some(key) = key {
+            self.tsig_keys.retain(|existing| existing.name != key.name);
+            self.tsig_keys.push(key.clone());
+        }
+        self.zones.push(ZoneConfig {
+            name: name.to_owned(),
+            source: ZoneSource::Primaries(vec![(primary, key.map(|key| key.name.clone()))]),
+        });
+        self
+    }
+
+    /// Adds a zone loaded from a master file.
+    pub fn file_zone(mut self, name: &str, path: &Path) -> Self {
+        self.zones.push(ZoneConfig {
+            name: name.to_owned(),
+            source: ZoneSource::File(path.to_owned()),
+        });
+        self
+    }
+
+    /// Listens for DNS on `port` (see `dns_port`).
+    pub fn dns_port(mut self, port: u16) -> Self {
+        self.dns_port = Some(port);
+        self
+    }
+
+    /// Replaces the timer clamps.
+    pub fn timers(mut self, timers: TimerClamps) -> Self {
+        self.timers = timers;
+        self
+    }
+
+    /// The TOML text for the given data directory and listening addresses.
+    pub fn to_toml(&self, data_dir: &Path, dns: SocketAddr, status: SocketAddr) -> String {
+        let mut text = String::new();
+        let timers = &self.timers;
+        let _ = write!(
+            text,
+            "[node]\ndata_dir = {}\n\n[server]\nlisten = [{}]\n\n[status]\nlisten = {}\n\n\
+             [timers]\nrefresh_min = {}\nrefresh_max = {}\nretry_min = {}\nretry_max = {}\n\
+             expire_min = {}\nexpire_max = {}\n\n",
+            toml_string(&data_dir.display().to_string()),
+            toml_string(&dns.to_string()),
+            toml_string(&status.to_string()),
+            toml_string(&timers.refresh_min),
+            toml_string(&timers.refresh_max),
+            toml_string(&timers.retry_min),
+            toml_string(&timers.retry_max),
+            toml_string(&timers.expire_min),
+            toml_string(&timers.expire_max),
+        );
+        if let Some(timeout) = &self.transfer_timeout {
+            let _ = write!(
+                text,
+                "[limits]\ntransfer_timeout = {}\n\n",
+                toml_string(timeout)
+            );
+        }
+        for key in &self.tsig_keys {
+            let _ = write!(
+                text,
+                "[[tsig_key]]\nname = {}\nalgorithm = {}\nsecret = {}\n\n",
+                toml_string(&key.name),
+                toml_string(&key.algorithm),
+                toml_string(&key.secret)
+            );
+        }
+        for zone in &self.zones {
+            let _ = writeln!(text, "[[zone]]\nname = {}", toml_string(&zone.name));
+            match &zone.source {
+                ZoneSource::Primaries(primaries) => {
+                    let list: Vec<String> = primaries
+                        .iter()
+                        .map(|(address, key)| match key {
+                            Some(key) => format!(
+                                "{{ address = {}, tsig_key = {} }}",
+                                toml_string(&address.to_string()),
+                                toml_string(key)
+                            ),
+                            None => {
+                                format!("{{ address = {} }}", toml_string(&address.to_string()))
+                            }
+                        })
+                        .collect();
+                    let _ = writeln!(text, "primaries = [{}]\n", list.join(", "));
+                }
+                ZoneSource::File(path) => {
+                    let _ = writeln!(
+                        text,
+                        "file = {}\n",
+                        toml_string(&path.display().to_string())
+                    );
+                }
+            }
+        }
+        text
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for character in value.chars() {
+        match character {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            other => quoted.push(other),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// A running zonecast node.
+#[derive(Debug)]
+pub struct Zonecast {
+    // Field order matters for Drop: the daemon dies before its directory is removed.
+    daemon: Option<Daemon>,
+    dir: TempDir,
+    binary: PathBuf,
+    config_path: PathBuf,
+    dns_port: u16,
+    status_port: u16,
+}
+
+impl Zonecast {
+    /// Writes `config` (with fresh ports and a data directory in a new temporary directory),
+    /// starts `zonecast run --config FILE` and waits until `/healthz` answers 200.
+    pub fn start(config: &ZonecastConfig) -> Zonecast {
+        let binary = zonecast_binary();
+        let dir = temp_dir("node");
+        let dns_port = config.dns_port.unwrap_or_else(free_port);
+        let status_port = free_port();
+        let config_path = dir.path().join("zonecast.toml");
+        let dns = SocketAddr::from((Ipv4Addr::LOCALHOST, dns_port));
+        let status = SocketAddr::from((Ipv4Addr::LOCALHOST, status_port));
+        write_file(
+            &config_path,
+            config.to_toml(&dir.path().join("data"), dns, status),
+        );
+        let mut node = Zonecast {
+            daemon: None,
+            dir,
+            binary,
+            config_path,
+            dns_port,
+            status_port,
+        };
+        node.launch();
+        node
+    }
+
+    /// The DNS address (UDP and TCP) for queries and NOTIFY.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.dns_port))
+    }
+
+    /// The base URL of the status endpoint, e.g. `http://127.0.0.1:18053`.
+    pub fn status_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.status_port)
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The temporary directory holding the configuration, data directory and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush or clean up).
+    pub fn kill9(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.kill9();
+        }
+    }
+
+    /// Stops the process with SIGTERM (graceful shutdown), killing it if it takes too long.
+    pub fn stop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.terminate(STOP_TIMEOUT);
+        }
+    }
+
+    /// Starts the process again with the same configuration and data directory (stopping it
+    /// first with SIGTERM if it still runs) and waits until `/healthz` answers 200.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// GET `/status`, parsed.
+    pub fn status_json(&self) -> Value {
+        let body = self.http_get("/status");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("/status is not JSON ({error}):\n{body}"))
+    }
+
+    /// The `/status` entry of `zone` (matched without regard to case or the trailing dot).
+    pub fn zone_status(&self, zone: &str) -> Value {
+        let status = self.status_json();
+        find_zone(&status, zone).unwrap_or_else(|| panic!("/status has no zone {zone}: {status}"))
+    }
+
+    /// GET `/metrics` (Prometheus text format).
+    pub fn metrics(&self) -> String {
+        self.http_get("/metrics")
+    }
+
+    /// The sum of every sample of metric `name` whose labels include all of `labels`
+    /// (0 when there is none).
+    pub fn metric_sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        metric_sum(&self.metrics(), name, labels)
+    }
+
+    /// Polls the SOA of `zone` over UDP until it has `serial`; returns how long that took.
+    /// Panics after `timeout` with the last answer, `/status` and the log tail.
+    pub fn wait_for_serial(&self, zone: &str, serial: u32, timeout: Duration) -> Duration {
+        let mut last = String::from("no answer yet");
+        let reached = poll(timeout, Duration::from_millis(20), || {
+            match soa_serial(self.addr(), zone, Duration::from_millis(500)) {
+                Ok(current) if current == serial => Some(()),
+                Ok(current) => {
+                    last = format!("serial {current}");
+                    None
+                }
+                Err(error) => {
+                    last = format!("{error:#}");
+                    None
+                }
+            }
+        });
+        match reached {
+            Some(((), elapsed)) => elapsed,
+            None => panic!(
+                "zonecast did not serve serial {serial} for {zone} within {timeout:?}; \
+                 last: {last}; status: {}",
+                self.status_text()
+            ),
+        }
+    }
+
+    /// Polls `/status` until `predicate` holds for `zone`'s entry; returns that entry. Panics
+    /// after `timeout` naming `what` and showing the last entry.
+    pub fn wait_for_zone_status(
+        &self,
+        zone: &str,
+        what: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        let reached = poll(timeout, Duration::from_millis(50), || {
+            let body = self.try_http_get("/status").ok()?;
+            let status: Value = serde_json::from_str(&body).ok()?;
+            let entry = find_zone(&status, zone)?;
+            if predicate(&entry) {
+                Some(entry)
+            } else {
+                last = entry;
+                None
+            }
+        });
+        match reached {
+            Some((entry, _)) => entry,
+            None => panic!(
+                "zonecast /status for {zone} never showed {what} within {timeout:?}; last: {last}"
+            ),
+        }
+    }
+
+    /// One UDP query with default options; panics if there is no answer.
+    pub fn query(&self, name: &str, rtype: RecordType) -> Message {
+        query_udp(self.addr(), name, rtype, &QueryOptions::default())
+            .unwrap_or_else(|error| panic!("zonecast did not answer {name} {rtype}: {error:#}"))
+    }
+
+    /// The last `lines` lines of the daemon's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        crate::util::file_tail(&self.log_path(), lines)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("zonecast.log")
+    }
+
+    /// `/status` as text, or the reason it could not be fetched, for failure messages.
+    fn status_text(&self) -> String {
+        self.try_http_get("/status")
+            .unwrap_or_else(|error| format!("(unavailable: {error})"))
+    }
+
+    fn http_get(&self, path: &str) -> String {
+        self.try_http_get(path)
+            .unwrap_or_else(|error| panic!("GET {}{path} failed: {error}", self.status_url()))
+    }
+
+    fn try_http_get(&self, path: &str) -> Result<String, String> {
+        let agent = ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build();
+        let url = format!("{}{path}", self.status_url());
+        match agent.get(&url).call() {
+            Ok(response) => response
+                .into_string()
+                .map_err(|error| format!("reading the body: {error}")),
+            Err(ureq::Error::Status(code, response)) => Err(format!(
+                "HTTP {code}: {}",
+                response.into_string().unwrap_or_default()
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Starts the process and waits for `/healthz`.
+    fn launch(&mut self) {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_BACKTRACE", "1");
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let mut daemon = Daemon::spawn("zonecast", &mut command, &self.log_path());
+        let start = Instant::now();
+        let mut last_error = String::new();
+        let mut exited = None;
+        let healthy = poll(START_TIMEOUT, Duration::from_millis(50), || {
+            if let Some(status) = daemon.exit_status() {
+                exited = Some(status);
+                // Stop polling: a dead process never becomes healthy.
+                return Some(false);
+            }
+            match self.try_http_get("/healthz") {
+                Ok(_) => Some(true),
+                Err(error) => {
+                    last_error = error;
+                    None
+                }
+            }
+        });
+        match (healthy, exited) {
+            (Some((true, _)), _) => {
+                self.daemon = Some(daemon);
+            }
+            (_, Some(status)) => panic!(
+                "zonecast exited ({status}) before /healthz answered, {:?} after start",
+                start.elapsed()
+            ),
+            _ => panic!(
+                "zonecast's /healthz did not answer 200 within {START_TIMEOUT:?}: {last_error}"
+            ),
+        }
+    }
+}
+
+/// The entry of `zone` in a `/status` document.
+pub fn find_zone(status: &Value, zone: &str) -> Option<Value> {
+    let wanted = zone.trim_end_matches('.').to_ascii_lowercase();
+    status
+        .get("zones")?
+        .as_array()?
+        .iter()
+        .find(|entry| {
+            entry
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|name| name.trim_end_matches('.').eq_ignore_ascii_case(&wanted))
+        })
+        .cloned()
+}
+
+/// The sum of the samples of `name` in Prometheus text `metrics` whose labels include all of
+/// `labels`.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, series_labels) = match series.split_once('{') {
+                Some((series_name, rest)) => (series_name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if series_name != name {
+                return None;
+            }
+            let all_present = labels.iter().all(|(key, value)| {
+                series_labels
+                    .split(',')
+                    .any(|pair| pair.trim() == format!("{key}=\"{value}\""))
+            });
+            if all_present {
+                value.trim().parse::<f64>().ok()
+            } else {
+                None
+            }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_sum_matches_label_subsets() {
+        let text = "# HELP zonecast_transfers_total Transfers.\n\
+                    # TYPE zonecast_transfers_total counter\n\
+                    zonecast_transfers_total{kind=\"ixfr\",outcome=\"success\"} 2\n\
+                    zonecast_transfers_total{kind=\"axfr\",outcome=\"success\"} 1\n\
+                    zonecast_transfers_total{kind=\"axfr\",outcome=\"failure\"} 3\n\
+                    zonecast_zone_serial{zone=\"example.test.\"} 7\n";
+        assert_eq!(
+            metric_sum(text, "zonecast_transfers_total", &[("kind", "ixfr")]),
+            2.0
+        );
+        assert_eq!(
+            metric_sum(text, "zonecast_transfers_total", &[("outcome", "failure")]),
+            3.0
+        );
+        assert_eq!(metric_sum(text, "zonecast_transfers_total", &[]), 6.0);
+        assert_eq!(metric_sum(text, "zonecast_missing", &[]), 0.0);
+    }
+
+    #[test]
+    fn configuration_is_valid_toml_shape() {
+        let key = TsigKey::generate("xfr-key", "hmac-sha256");
+        let primary = SocketAddr::from((Ipv4Addr::LOCALHOST, 15300));
+        let config = ZonecastConfig::new()
+            .primary_zone("example.test", primary, Some(&key))
+            .file_zone("file.test", Path::new("/tmp/file.test.zone"));
+        let text = config.to_toml(
+            Path::new("/tmp/data"),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 15353)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 18053)),
+        );
+        assert!(text.contains("listen = [\"127.0.0.1:15353\"]"), "{text}");
+        assert!(
+            text.contains(
+                "primaries = [{ address = \"127.0.0.1:15300\", tsig_key = \"xfr-key\" }]"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("file = \"/tmp/file.test.zone\""), "{text}");
+        assert_eq!(text.matches("[[tsig_key]]").count(), 1);
+    }
+
+    #[test]
+    fn zones_are_found_without_regard_to_case_or_dot() {
+        let status: Value = serde_json::json!({"zones": [{"name": "Example.test.", "serial": 3}]});
+        assert_eq!(
+            find_zone(&status, "example.test").and_then(|zone| zone["serial"].as_u64()),
+            Some(3)
+        );
+        assert!(find_zone(&status, "other.test").is_none());
+    }
+}

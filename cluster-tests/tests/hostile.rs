@@ -1,0 +1,177 @@
+//! Broken transfers from a hostile primary: after a good load, a transfer without its closing
+//! SOA, one with a record outside the zone, and one with a wrong TSIG are each rejected — the old
+//! serial stays served, `/status` names the reason and the metrics count a failed transfer — and
+//! a later good transfer still loads.
+//!
+//! The `hostile_primary_*` tests check the test double itself with `dig` and `kdig`.
+
+use std::time::Duration;
+
+use cluster_tests::client::dig_unchecked;
+use cluster_tests::compare::message_text;
+use cluster_tests::util::contains_ignore_case;
+use cluster_tests::{HostilePrimary, Mode, TsigKey, Zonecast, ZonecastConfig, dig_at, kdig};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+const ZONE: &str = "example.test";
+/// How long a load or a failed attempt may take (the double's SOA refresh is 2 s).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Number of SOA records in `dig`/`kdig` output.
+fn soa_lines(output: &str) -> usize {
+    output
+        .lines()
+        .filter(|line| !line.starts_with(';') && line.split_whitespace().nth(3) == Some("SOA"))
+        .count()
+}
+
+/// Loads serial 1 from a good hostile primary, switches it to `mode` at serial 2, and checks the
+/// node rejects the transfer with an error containing one of `reasons`.
+fn rejected_transfer(mode: Mode, reasons: &[&str]) {
+    let key = (mode == Mode::WrongTsig).then(|| TsigKey::generate("xfr-key", "hmac-sha256"));
+    let primary = HostilePrimary::start(ZONE, 1, Mode::Good, key.clone());
+    let node =
+        Zonecast::start(&ZonecastConfig::new().primary_zone(ZONE, primary.addr(), key.as_ref()));
+    node.wait_for_serial(ZONE, 1, ATTEMPT_TIMEOUT);
+    let failures_before = node.metric_sum("zonecast_transfers_total", &[("outcome", "failure")]);
+
+    primary.set_mode(mode);
+    primary.set_serial(2);
+    // The NOTIFY only speeds things up; the 2 s SOA refresh would trigger the attempt anyway,
+    // so an unanswered NOTIFY is not a failure of this test.
+    let _ = primary.notify(node.addr());
+    let status = node.wait_for_zone_status(ZONE, "last_error set", ATTEMPT_TIMEOUT, |zone| {
+        zone["last_error"].is_string()
+    });
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| contains_ignore_case(error, reason)),
+        "{mode:?}: last_error does not name the reason (one of {reasons:?}): {status}"
+    );
+    assert_eq!(status["serial"], 1, "{mode:?}: {status}");
+    let soa = node.query(ZONE, RecordType::SOA);
+    assert_eq!(
+        cluster_tests::client::answer_serial(&soa),
+        Some(1),
+        "{}",
+        message_text(&soa)
+    );
+    let www = node.query("www.example.test", RecordType::A);
+    assert_eq!(
+        www.metadata.response_code,
+        ResponseCode::NoError,
+        "{}",
+        message_text(&www)
+    );
+    let counted =
+        cluster_tests::util::poll(Duration::from_secs(3), Duration::from_millis(100), || {
+            let failures = node.metric_sum("zonecast_transfers_total", &[("outcome", "failure")]);
+            (failures > failures_before).then_some(failures)
+        });
+    assert!(
+        counted.is_some(),
+        "{mode:?}: no failed transfer counted:\n{}",
+        node.metrics()
+    );
+    if mode == Mode::RecordOutsideZone {
+        let foreign = node.query("www.victim.test", RecordType::A);
+        assert_eq!(
+            foreign.metadata.response_code,
+            ResponseCode::Refused,
+            "{}",
+            message_text(&foreign)
+        );
+    }
+
+    // A good transfer afterwards still loads.
+    primary.set_serial(3);
+    primary.set_mode(Mode::Good);
+    let _ = primary.notify(node.addr());
+    node.wait_for_serial(ZONE, 3, ATTEMPT_TIMEOUT);
+}
+
+#[test]
+fn transfer_without_final_soa_is_rejected() {
+    rejected_transfer(Mode::MissingFinalSoa, &["SOA"]);
+}
+
+#[test]
+fn transfer_with_a_record_outside_the_zone_is_rejected() {
+    // "outside" is the word the interface promises; the synonyms are accepted because the
+    // point is that the reason is named.
+    rejected_transfer(
+        Mode::RecordOutsideZone,
+        &["outside", "out of zone", "out-of-zone", "not in zone"],
+    );
+}
+
+#[test]
+fn transfer_with_a_wrong_tsig_is_rejected() {
+    rejected_transfer(Mode::WrongTsig, &["TSIG"]);
+}
+
+#[test]
+fn hostile_primary_good_mode_is_a_valid_signed_transfer_for_dig_and_kdig() {
+    let key = TsigKey::generate("xfr-key", "hmac-sha256");
+    let primary = HostilePrimary::start(ZONE, 5, Mode::Good, Some(key.clone()));
+    let output = dig_at(primary.addr(), &["-y", &key.dig_argument(), ZONE, "AXFR"]);
+    assert_eq!(soa_lines(&output), 2, "{output}");
+    assert!(!contains_ignore_case(&output, "failure"), "{output}");
+
+    let at = format!("@{}", primary.addr().ip());
+    let port = primary.addr().port().to_string();
+    let output = kdig(&[&at, "-p", &port, "-y", &key.dig_argument(), ZONE, "AXFR"]);
+    assert_eq!(soa_lines(&output), 2, "{output}");
+
+    // Unsigned transfers are refused, SOA queries are answered with the current serial.
+    let output = dig_at(primary.addr(), &[ZONE, "AXFR"]);
+    assert_eq!(soa_lines(&output), 0, "{output}");
+    primary.set_serial(6);
+    let output = dig_at(primary.addr(), &["+short", ZONE, "SOA"]);
+    assert_eq!(output.split_whitespace().nth(2), Some("6"), "{output}");
+    assert!(primary.transfer_requests() >= 3);
+}
+
+#[test]
+fn hostile_primary_broken_modes_look_broken_to_dig() {
+    let key = TsigKey::generate("xfr-key", "hmac-sha256");
+    let primary = HostilePrimary::start(ZONE, 5, Mode::MissingFinalSoa, None);
+    let at = format!("@{}", primary.addr().ip());
+    let port = primary.addr().port().to_string();
+    let base = [at.as_str(), "-p", port.as_str(), "+time=2", "+tries=1"];
+
+    let mut arguments = base.to_vec();
+    arguments.extend([ZONE, "AXFR"]);
+    let (_, output) = dig_unchecked(&arguments);
+    assert_eq!(soa_lines(&output), 1, "{output}");
+
+    primary.set_mode(Mode::RecordOutsideZone);
+    let (_, output) = dig_unchecked(&arguments);
+    assert_eq!(soa_lines(&output), 2, "{output}");
+    assert!(output.contains("www.victim.test."), "{output}");
+
+    drop(primary);
+    let primary = HostilePrimary::start(ZONE, 5, Mode::WrongTsig, Some(key.clone()));
+    let at = format!("@{}", primary.addr().ip());
+    let port = primary.addr().port().to_string();
+    let key_argument = key.dig_argument();
+    let (_, output) = dig_unchecked(&[
+        at.as_str(),
+        "-p",
+        port.as_str(),
+        "+time=2",
+        "+tries=1",
+        "-y",
+        key_argument.as_str(),
+        ZONE,
+        "AXFR",
+    ]);
+    assert!(
+        contains_ignore_case(&output, "tsig verify failure")
+            || contains_ignore_case(&output, "couldn't verify"),
+        "dig accepted the wrong TSIG:\n{output}"
+    );
+}

@@ -1,0 +1,111 @@
+//! TSIG-protected transfers from BIND, for each of hmac-sha256, hmac-sha1 and hmac-sha512:
+//! a node with the right key loads the zone; a node with a wrong secret never loads it, serves
+//! SERVFAIL and names the TSIG failure in `/status`; and a node that loaded the zone keeps serving
+//! the old serial when the primary's key changes under it.
+
+use std::time::Duration;
+
+use cluster_tests::compare::message_text;
+use cluster_tests::util::contains_ignore_case;
+use cluster_tests::zones::simple_zone;
+use cluster_tests::{Bind, BindZone, TsigKey, Zonecast, ZonecastConfig, free_port};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+const ZONE: &str = "example.test";
+/// The zone's SOA refresh: short, so that after the key change the node's own refresh finds the
+/// new serial even if it refuses BIND's NOTIFY (now signed with a key it does not have).
+const REFRESH_S: u32 = 2;
+/// How long loading, or failing to load, may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// True when the zone's `last_error` names a TSIG failure.
+fn tsig_error(zone: &Value) -> bool {
+    zone["last_error"].as_str().is_some_and(|error| {
+        ["TSIG", "BADSIG", "BADKEY"]
+            .iter()
+            .any(|word| contains_ignore_case(error, word))
+    })
+}
+
+fn tsig_scenario(algorithm: &str) {
+    let key = TsigKey::generate("xfr-key", algorithm);
+    let node_port = free_port();
+    let mut bind = Bind::start(vec![
+        BindZone::new(ZONE, simple_zone(ZONE, 1, REFRESH_S, 1, 86_400))
+            .transfer_key(key.clone())
+            .notify_port(node_port),
+    ]);
+
+    // The right key: the zone loads.
+    let node = Zonecast::start(&ZonecastConfig::new().dns_port(node_port).primary_zone(
+        ZONE,
+        bind.addr(),
+        Some(&key),
+    ));
+    node.wait_for_serial(ZONE, 1, ATTEMPT_TIMEOUT);
+
+    // A wrong secret: never loaded, SERVFAIL, and the reason in /status.
+    let wrong_key = key.with_other_secret();
+    let stranger =
+        Zonecast::start(&ZonecastConfig::new().primary_zone(ZONE, bind.addr(), Some(&wrong_key)));
+    let status = stranger.wait_for_zone_status(
+        ZONE,
+        "a TSIG error in last_error",
+        ATTEMPT_TIMEOUT,
+        tsig_error,
+    );
+    assert!(status["serial"].is_null(), "{algorithm}: {status}");
+    assert_ne!(status["state"], "fresh", "{algorithm}: {status}");
+    for (name, rtype) in [(ZONE, RecordType::SOA), ("www.example.test", RecordType::A)] {
+        let answer = stranger.query(name, rtype);
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::ServFail,
+            "{algorithm}: {name} {rtype} from a node that never loaded:\n{}",
+            message_text(&answer)
+        );
+    }
+
+    // The key changes on the primary, then the zone changes: the loaded node's next refresh
+    // fails, and it keeps serving serial 1.
+    bind.set_transfer_key(ZONE, Some(key.with_other_secret()));
+    bind.nsupdate(ZONE, &["update add added.example.test. 300 A 192.0.2.123"]);
+    let status = node.wait_for_zone_status(
+        ZONE,
+        "a TSIG error in last_error",
+        ATTEMPT_TIMEOUT,
+        tsig_error,
+    );
+    assert_eq!(status["serial"], 1, "{algorithm}: {status}");
+    let soa = node.query(ZONE, RecordType::SOA);
+    assert_eq!(
+        cluster_tests::client::answer_serial(&soa),
+        Some(1),
+        "{}",
+        message_text(&soa)
+    );
+    let added = node.query("added.example.test", RecordType::A);
+    assert_eq!(
+        added.metadata.response_code,
+        ResponseCode::NXDomain,
+        "{}",
+        message_text(&added)
+    );
+}
+
+#[test]
+fn hmac_sha256() {
+    tsig_scenario("hmac-sha256");
+}
+
+#[test]
+fn hmac_sha1() {
+    tsig_scenario("hmac-sha1");
+}
+
+#[test]
+fn hmac_sha512() {
+    tsig_scenario("hmac-sha512");
+}
