@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use crate::client::soa_serial;
 use crate::process::Daemon;
-use crate::util::{free_port, poll, require_program, temp_dir, write_file};
+use crate::util::{free_port, require_program, temp_dir, write_file};
 
 /// How long Knot may take to load its zones and answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -74,17 +74,11 @@ zone:
         let mut daemon = Daemon::spawn("knotd", &mut command, &dir.path().join("knot.log"));
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         for (name, _) in zones {
-            let answered = poll(START_TIMEOUT, Duration::from_millis(50), || {
-                soa_serial(addr, name, Duration::from_millis(500)).ok()
-            });
-            if answered.is_none() {
-                let status = daemon.exit_status().unwrap_or_else(|| "running".to_owned());
-                panic!(
-                    "Knot ({status}) did not answer the SOA of {name} on {addr} within \
-                     {START_TIMEOUT:?}\n{}",
-                    daemon.log_tail(40)
-                );
-            }
+            daemon.wait_ready(
+                &format!("answer the SOA of {name} on {addr}"),
+                START_TIMEOUT,
+                || soa_serial(addr, name, Duration::from_millis(500)).is_ok(),
+            );
         }
         Knot { daemon, dir, port }
     }

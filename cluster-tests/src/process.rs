@@ -125,6 +125,24 @@ impl Daemon {
         }
     }
 
+    /// Polls `ready` until it holds; panics with the log tail (naming `what` was awaited) if it
+    /// does not within `timeout`.
+    pub fn wait_ready(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if ready() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = self.exit_status().unwrap_or_else(|| "running".to_owned());
+        panic!(
+            "{} ({status}) did not {what} within {timeout:?}\n{}",
+            self.name,
+            self.log_tail(40)
+        );
+    }
+
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
         file_tail(&self.log_path, lines)

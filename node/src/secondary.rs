@@ -180,9 +180,15 @@ impl PrimaryTask {
         let key = primary.tsig_key.as_deref();
         let limits = self.transfer_limits();
         let current = self.handle.data();
-        let serial = transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout)
-            .await
-            .map_err(|error| format!("SOA query: {error}"))?;
+        let serial =
+            match transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout).await
+            {
+                Ok(serial) => serial,
+                Err(error) => {
+                    self.context.metrics.transfer("soa", false);
+                    return Err(format!("SOA query: {error}"));
+                }
+            };
         let mut new_zone: Option<(Zone, &'static str)> = None;
         match &current {
             Some(zone) if !serial::is_newer(serial, zone.serial()) => {
