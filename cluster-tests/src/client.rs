@@ -171,7 +171,11 @@ pub fn exchange_udp_raw(
     timeout: Duration,
 ) -> anyhow::Result<Message> {
     ensure!(bytes.len() >= 2, "a DNS message has at least an ID");
-    let local = SocketAddr::new(source.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), 0);
+    let default_source = match server {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    };
+    let local = SocketAddr::new(source.unwrap_or(default_source), 0);
     let socket = UdpSocket::bind(local).with_context(|| format!("binding UDP to {local}"))?;
     socket.connect(server).context("connecting UDP socket")?;
     socket.send(bytes).context("sending UDP query")?;

@@ -156,6 +156,8 @@ pub struct ZonecastConfig {
     pub timers: TimerClamps,
     /// `limits.transfer_timeout`.
     pub transfer_timeout: Option<String>,
+    /// Also listen on `[::1]` at the same DNS port.
+    pub ipv6: bool,
     /// The DNS port to listen on; `None` picks a free one. Set it when a primary's
     /// `also-notify` must name the node before the node starts.
     pub dns_port: Option<u16>,
@@ -190,6 +192,12 @@ impl ZonecastConfig {
         self
     }
 
+    /// Listens on `[::1]` as well as `127.0.0.1`, at the same port.
+    pub fn with_ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
     /// Listens for DNS on `port` (see `dns_port`).
     pub fn dns_port(mut self, port: u16) -> Self {
         self.dns_port = Some(port);
@@ -212,7 +220,17 @@ impl ZonecastConfig {
              [timers]\nrefresh_min = {}\nrefresh_max = {}\nretry_min = {}\nretry_max = {}\n\
              expire_min = {}\nexpire_max = {}\n\n",
             toml_string(&data_dir.display().to_string()),
-            toml_string(&dns.to_string()),
+            if self.ipv6 {
+                format!(
+                    "{}, {}",
+                    toml_string(&dns.to_string()),
+                    toml_string(
+                        &SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dns.port())).to_string()
+                    )
+                )
+            } else {
+                toml_string(&dns.to_string())
+            },
             toml_string(&status.to_string()),
             toml_string(&timers.refresh_min),
             toml_string(&timers.refresh_max),
