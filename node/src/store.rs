@@ -182,7 +182,14 @@ impl Store {
                 self.delete_generation(zone, old.generation)?;
             }
         }
-        debug!(zone = %zone, records = count, generation, elapsed_ms = started.elapsed().as_millis() as u64, "stored zone version");
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        if elapsed > Duration::from_secs(1) {
+            let records_per_s = (count as f64 / elapsed.as_secs_f64()) as u64;
+            info!(zone = %zone, records = count, generation, elapsed_ms, records_per_s, "stored zone version");
+        } else {
+            debug!(zone = %zone, records = count, generation, elapsed_ms, "stored zone version");
+        }
         Ok(())
     }
 
