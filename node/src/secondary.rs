@@ -429,6 +429,17 @@ async fn load_file(context: &Context, path: &Path, handle: &Arc<ZoneHandle>) {
         Ok(zone) => {
             let zone = Arc::new(zone);
             if let Some(old) = handle.data()
+                && old.serial() == zone.serial()
+                && old.records().eq(zone.records())
+            {
+                // The stored version is this file's content (a restart): nothing to store.
+                let mut status = handle.status();
+                status.state = ZoneState::Fresh;
+                status.last_success = Some(to_unix(now));
+                status.last_error = None;
+                return;
+            }
+            if let Some(old) = handle.data()
                 && !serial::is_newer(zone.serial(), old.serial())
             {
                 warn!(zone = %handle.name, old_serial = old.serial(), new_serial = zone.serial(), "zone file changed without a newer serial; loading it anyway");
