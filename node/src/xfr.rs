@@ -536,4 +536,56 @@ mod tests {
             Err(XfrError::MissingFinalSoa)
         );
     }
+
+    /// Arbitrary sequences of SOAs (of a few serials) and other records, cut into messages
+    /// anywhere, never panic the interpreter, and every outcome it accepts is well formed.
+    #[test]
+    fn arbitrary_sequences_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let seed = 0x1f_2026;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for round in 0..5_000 {
+            let length = rng.random_range(0..12);
+            let records: Vec<Record> = (0..length)
+                .map(|index| match rng.random_range(0..3) {
+                    0 => soa(rng.random_range(1..4)),
+                    1 => a(&format!("h{index}.example.test."), "192.0.2.1"),
+                    _ => a("www.example.test.", "192.0.2.2"),
+                })
+                .collect();
+            let request = if rng.random() {
+                Request::Axfr
+            } else {
+                Request::Ixfr {
+                    current: rng.random_range(1..4),
+                }
+            };
+            let mut messages = Vec::new();
+            let mut rest = records.as_slice();
+            while !rest.is_empty() {
+                let take = rng.random_range(1..=rest.len());
+                messages.push(rest[..take].to_vec());
+                rest = &rest[take..];
+            }
+            match run(request, messages) {
+                Ok(Outcome::Full { records }) => {
+                    assert!(
+                        soa_serial(&records[0]).is_some(),
+                        "seed {seed} round {round}"
+                    );
+                    assert!(
+                        records[1..].iter().all(|r| soa_serial(r).is_none()),
+                        "seed {seed} round {round}: SOA inside a full zone"
+                    );
+                }
+                Ok(Outcome::Incremental { diffs }) => {
+                    assert!(!diffs.is_empty(), "seed {seed} round {round}");
+                    for pair in diffs.windows(2) {
+                        assert_eq!(soa_serial(&pair[0].to_soa), Some(pair[1].from_serial));
+                    }
+                }
+                Ok(Outcome::UpToDate { .. }) | Err(_) => {}
+            }
+        }
+    }
 }
