@@ -102,6 +102,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// configuration order. Stored zones no longer configured are removed.
 fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Result<Vec<ZoneMeta>> {
     let started = Instant::now();
+    let swept = store
+        .sweep_orphans()
+        .context("sweeping unreferenced data")?;
+    if swept > 0 {
+        info!(
+            chunks = swept,
+            "deleted stored data no zone points at (an interrupted write)"
+        );
+    }
     let stored = store.load_all().context("reading stored zones")?;
     let limits = ZoneLimits {
         records_max: config.limits.zone_records_max,
@@ -125,10 +134,16 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
             status.last_error = item.meta.last_error.clone();
             status.source = item.meta.source.clone();
         }
-        if item.records.is_empty() {
-            continue;
-        }
-        match Zone::from_records(&item.name, item.records.iter().cloned(), limits) {
+        let records = match &item.records {
+            Ok(records) if records.is_empty() => continue,
+            Ok(records) => records,
+            Err(error) => {
+                warn!(zone = %item.name, %error, "stored version is unreadable; it will be transferred again");
+                handle.status().last_error = Some(format!("stored version unreadable: {error}"));
+                continue;
+            }
+        };
+        match Zone::from_records(&item.name, records.iter().cloned(), limits) {
             Ok(zone) => {
                 records_total += zone.record_count();
                 loaded += 1;

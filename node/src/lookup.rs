@@ -27,6 +27,9 @@ pub struct Answer {
     /// The additional section (glue and addresses of targets), which may be dropped first when
     /// the answer does not fit.
     pub additional: Vec<Record>,
+    /// True when the additional section holds referral glue, which must not be dropped
+    /// silently: an answer without room for it is truncated instead (RFC 9471).
+    pub glue_required: bool,
 }
 
 /// How many RRsets an ANY query may return.
@@ -106,7 +109,7 @@ fn answer_node(
     }
     if let Some(set) = node.rrset(qtype) {
         let records = set_records(set, owner);
-        add_target_addresses(zone, &records, answer);
+        add_target_addresses(zone, &records, false, answer);
         answer.answer.extend(records);
         return None;
     }
@@ -123,10 +126,10 @@ fn answer_node(
 
 /// The highest delegation point strictly below the apex on the way to `name`.
 fn find_cut(zone: &Zone, name: &Name, qtype: RecordType) -> Option<Arc<Node>> {
-    let apex_labels = zone.origin().num_labels();
-    let name_labels = name.num_labels();
+    let apex_labels = label_count(zone.origin());
+    let name_labels = label_count(name);
     for labels in apex_labels + 1..=name_labels {
-        let ancestor = name.trim_to(labels as usize);
+        let ancestor = name.trim_to(labels);
         let Some(node) = zone.node(&ancestor) else {
             continue;
         };
@@ -150,12 +153,16 @@ fn add_referral(zone: &Zone, cut: &Node, answer: &mut Answer) {
     // DS records belong in a referral only for DNSSEC-aware requests (RFC 4035 3.1.4), and this
     // server does not add DNSSEC data to answers yet.
     answer.authority.extend(ns.iter().cloned());
-    add_target_addresses(zone, &ns, answer);
+    let before = answer.additional.len();
+    add_target_addresses(zone, &ns, true, answer);
+    answer.glue_required |= answer.additional.len() > before;
 }
 
 /// Additional-section processing (RFC 1034 4.3.2 step 6): A and AAAA records held in this zone
-/// for the names that NS, MX and SRV records point to.
-fn add_target_addresses(zone: &Zone, records: &[Record], answer: &mut Answer) {
+/// for the names that NS, MX and SRV records point to. Addresses at or below a zone cut are
+/// glue, not authoritative data: they go out only with a referral (`glue`), never beside an
+/// authoritative answer (RFC 2181 5.4.1).
+fn add_target_addresses(zone: &Zone, records: &[Record], glue: bool, answer: &mut Answer) {
     for record in records {
         let target = match &record.data {
             RData::NS(ns) => &ns.0,
@@ -163,7 +170,7 @@ fn add_target_addresses(zone: &Zone, records: &[Record], answer: &mut Answer) {
             RData::SRV(srv) => &srv.target,
             _ => continue,
         };
-        if !zone.contains(target) {
+        if !zone.contains(target) || (!glue && find_cut(zone, target, RecordType::A).is_some()) {
             continue;
         }
         let Some(node) = zone.node(target) else {
@@ -179,14 +186,20 @@ fn add_target_addresses(zone: &Zone, records: &[Record], answer: &mut Answer) {
     }
 }
 
+/// Every label of `name`, a leading `*` included (hickory's `num_labels` leaves a leading `*`
+/// out, while `trim_to` counts it).
+fn label_count(name: &Name) -> usize {
+    name.iter().count()
+}
+
 /// The wildcard node that synthesises `name` (RFC 4592 3.3.1): `*.` below the closest
 /// encloser, when `name` itself does not exist.
 fn find_wildcard(zone: &Zone, name: &Name) -> Option<Arc<Node>> {
-    let apex_labels = zone.origin().num_labels();
-    let mut labels = name.num_labels();
+    let apex_labels = label_count(zone.origin());
+    let mut labels = label_count(name);
     while labels > apex_labels {
         labels -= 1;
-        let ancestor = name.trim_to(labels as usize);
+        let ancestor = name.trim_to(labels);
         if labels == apex_labels
             || zone.node(&ancestor).is_some()
             || zone.has_descendants(&ancestor)
@@ -227,6 +240,12 @@ mod tests {
             ),
             a("mail.example.test.", "192.0.2.25"),
             cname("*.cw.example.test.", "www.example.test."),
+            Record::from_rdata(
+                name("occl.example.test."),
+                300,
+                RData::MX(MX::new(10, name("ns.child.example.test."))),
+            ),
+            a("x.ent.example.test.", "192.0.2.41"),
         ]);
         Zone::from_records(&name("example.test."), records, LIMITS).expect("valid")
     }
@@ -324,6 +343,36 @@ mod tests {
         let ds = ask("child.example.test.", RecordType::DS);
         assert!(ds.authoritative);
         assert_eq!(types(&ds.authority), [RecordType::SOA]);
+    }
+
+    #[test]
+    fn literal_asterisk_labels_in_the_query() {
+        // `*.wild` itself exists, so it is the closest encloser of `*.*.wild`, which has no
+        // `*.*.wild` wildcard: NXDOMAIN, as NSD answers (RFC 4592 3.3.1).
+        let below_wildcard = ask("*.*.wild.example.test.", RecordType::A);
+        assert_eq!(below_wildcard.rcode, ResponseCode::NXDomain);
+        let exact = ask("*.wild.example.test.", RecordType::A);
+        assert_eq!(types(&exact.answer), [RecordType::A]);
+        // x.ent exists, so *.x.ent is NXDOMAIN: there is no *.x.ent wildcard.
+        let no_wildcard = ask("*.x.ent.example.test.", RecordType::A);
+        assert_eq!(no_wildcard.rcode, ResponseCode::NXDomain);
+        // Below a cut: a referral, even for a name that starts with `*`.
+        let below_cut = ask("*.child.example.test.", RecordType::DS);
+        assert!(!below_cut.authoritative);
+        assert_eq!(types(&below_cut.authority), [RecordType::NS]);
+    }
+
+    #[test]
+    fn glue_stays_out_of_authoritative_answers() {
+        let answer = ask("occl.example.test.", RecordType::MX);
+        assert_eq!(types(&answer.answer), [RecordType::MX]);
+        assert!(
+            answer.additional.is_empty(),
+            "occluded address leaked: {answer:?}"
+        );
+        assert!(!answer.glue_required);
+        let referral = ask("child.example.test.", RecordType::A);
+        assert!(referral.glue_required);
     }
 
     #[test]

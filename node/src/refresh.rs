@@ -31,7 +31,8 @@ pub struct SoaTimers {
 impl SoaTimers {
     /// The zone's SOA timers within the operator's clamps.
     pub fn from_soa(soa: &SOA, clamps: &TimerClamps) -> SoaTimers {
-        let seconds = |value: i32| Duration::from_secs(u64::from(value.max(0) as u32));
+        // RFC 1035 defines the timers as unsigned 32-bit; hickory stores them as i32.
+        let seconds = |value: i32| Duration::from_secs(u64::from(value as u32));
         SoaTimers {
             refresh: seconds(soa.refresh).clamp(clamps.refresh_min, clamps.refresh_max),
             retry: seconds(soa.retry).clamp(clamps.retry_min, clamps.retry_max),
@@ -76,9 +77,14 @@ pub fn next_check(
             let backoff = clamps
                 .retry_min
                 .saturating_mul(1 << failures.saturating_sub(1).min(16));
-            at + backoff.min(UNLOADED_RETRY_MAX.max(clamps.retry_min))
+            at + jittered(
+                backoff.min(UNLOADED_RETRY_MAX.max(clamps.retry_min)),
+                jitter,
+            )
         }
-        (Some(timers), LastAttempt::Failed { at, .. }) => at + timers.retry,
+        // Jitter on retries too: after a primary's outage, thousands of zones fail together
+        // and must not retry in lockstep.
+        (Some(timers), LastAttempt::Failed { at, .. }) => at + jittered(timers.retry, jitter),
         (Some(timers), LastAttempt::Succeeded(at)) => at + jittered(timers.refresh, jitter),
         (None, LastAttempt::Succeeded(_)) => now,
     }
@@ -128,7 +134,8 @@ mod tests {
     fn timers_are_clamped() {
         let timers = SoaTimers::from_soa(&soa(1, -5, 10_000_000), &clamps());
         assert_eq!(timers.refresh, Duration::from_secs(60));
-        assert_eq!(timers.retry, Duration::from_secs(10));
+        // -5 as an RFC 1035 unsigned field is 2^32 - 5 seconds: clamped to the maximum.
+        assert_eq!(timers.retry, Duration::from_secs(3600));
         assert_eq!(timers.expire, Duration::from_secs(1_000_000));
         let inside = SoaTimers::from_soa(&soa(7200, 900, 1_209_600), &clamps());
         assert_eq!(inside.refresh, Duration::from_secs(7200));

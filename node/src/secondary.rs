@@ -148,7 +148,12 @@ impl PrimaryTask {
             }
         }
         let mut errors = Vec::new();
-        for primary in self.primaries.clone() {
+        let mut primaries = self.primaries.clone();
+        if let Some(notifier) = self.handle.take_notifier() {
+            // Stable sort: the notifying primary first, the others in configured order.
+            primaries.sort_by_key(|primary| primary.address.ip() != notifier);
+        }
+        for primary in primaries {
             match self.refresh_from(&primary).await {
                 Ok(()) => return Ok(()),
                 Err(error) => errors.push(format!("{}: {error}", primary.address)),
@@ -212,9 +217,9 @@ impl PrimaryTask {
                 .await;
                 let fallback = match result {
                     Ok(outcome) => match self.build(Some(zone), outcome) {
-                        Ok(built) => {
-                            self.context.metrics.transfer(built.1, true);
-                            new_zone = built.0.map(|z| (z, built.1));
+                        Ok((built, kind)) => {
+                            self.context.metrics.transfer(kind, true);
+                            new_zone = Some((built, kind));
                             false
                         }
                         Err(BuildError::Diff(error)) => {
@@ -256,30 +261,37 @@ impl PrimaryTask {
             limits,
         )
         .await;
+        let current = self.handle.data();
         let built = result
             .map_err(|error: TransferError| error.to_string())
-            .and_then(|outcome| match self.build(None, outcome) {
-                Ok((Some(zone), _)) => Ok(zone),
-                Ok((None, _)) => Err("AXFR answered without data".to_string()),
+            .and_then(|outcome| match self.build(current.as_ref(), outcome) {
+                Ok((zone, _)) => Ok(zone),
                 Err(BuildError::Diff(error) | BuildError::Invalid(error)) => Err(error),
             });
         self.context.metrics.transfer("axfr", built.is_ok());
         built.map_err(|error| format!("AXFR: {error}"))
     }
 
+    /// Turns a transfer outcome into the next version. Anything that is not strictly newer
+    /// than the current version is refused: a stale or rolled-back primary must never move the
+    /// serial backwards (RFC 1982 order).
     fn build(
         &self,
         current: Option<&Arc<Zone>>,
         outcome: Outcome,
-    ) -> Result<(Option<Zone>, &'static str), BuildError> {
+    ) -> Result<(Zone, &'static str), BuildError> {
         let limits = ZoneLimits {
             records_max: self.context.limits.zone_records_max,
         };
-        match outcome {
-            Outcome::UpToDate { .. } => Ok((None, "ixfr")),
+        let (zone, kind) = match outcome {
+            Outcome::UpToDate { serial } => {
+                return Err(BuildError::Invalid(format!(
+                    "the primary answered \"up to date\" at serial {serial} after announcing a newer one"
+                )));
+            }
             Outcome::Full { records } => Zone::from_records(&self.handle.name, records, limits)
-                .map(|zone| (Some(zone), "axfr"))
-                .map_err(|error| BuildError::Invalid(error.to_string())),
+                .map(|zone| (zone, "axfr"))
+                .map_err(|error| BuildError::Invalid(error.to_string()))?,
             Outcome::Incremental { diffs } => {
                 let Some(current) = current else {
                     return Err(BuildError::Diff(
@@ -288,10 +300,20 @@ impl PrimaryTask {
                 };
                 current
                     .apply(&diffs, limits)
-                    .map(|zone| (Some(zone), "ixfr"))
-                    .map_err(|error| BuildError::Diff(error.to_string()))
+                    .map(|zone| (zone, "ixfr"))
+                    .map_err(|error| BuildError::Diff(error.to_string()))?
             }
+        };
+        if let Some(current) = current
+            && !serial::is_newer(zone.serial(), current.serial())
+        {
+            return Err(BuildError::Invalid(format!(
+                "the transfer brought serial {}, which is not newer than ours ({})",
+                zone.serial(),
+                current.serial()
+            )));
         }
+        Ok((zone, kind))
     }
 
     /// Records a successful check; stores and publishes a new version if there is one.

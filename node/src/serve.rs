@@ -234,8 +234,10 @@ async fn serve_connection(
         let Some(answer) = responder.respond(&request, peer.ip(), Transport::Tcp, role) else {
             return;
         };
-        if write_framed(&mut stream, &answer).await.is_err() {
-            return;
+        // A client that never reads must not hold its connection slot forever.
+        match tokio::time::timeout(idle_timeout, write_framed(&mut stream, &answer)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }
@@ -256,10 +258,26 @@ impl Responder {
         if message.metadata.message_type != MessageType::Query {
             return None;
         }
+        // IPv4 peers on a dual-stack socket appear as ::ffff:a.b.c.d; ACLs hold plain IPv4.
+        let source = source.to_canonical();
+        if let Some(edns) = &message.edns
+            && edns.version() != 0
+        {
+            self.count(
+                ResponseCode::BADVERS,
+                message.queries.first().map(|q| q.query_type),
+            );
+            return self.encode(
+                error_response(&message, ResponseCode::BADVERS),
+                &message,
+                transport,
+                false,
+            );
+        }
         if message.metadata.op_code == OpCode::Notify {
             let (answer, signer) = self.notify(&message, request, source);
             self.count(answer.metadata.response_code, Some(RecordType::SOA));
-            let mut wire = self.encode(answer, &message, transport)?;
+            let mut wire = self.encode(answer, &message, transport, false)?;
             if let Some((key, request_mac)) = signer {
                 // A signed NOTIFY gets a signed answer (RFC 8945 5.3), or the primary logs it
                 // as unverifiable.
@@ -267,14 +285,16 @@ impl Responder {
             }
             return Some(wire);
         }
-        let answer = match (message.metadata.op_code, role) {
+        let (answer, glue_required) = match (message.metadata.op_code, role) {
             (OpCode::Query, Role::All) => self.query(&message, transport),
-            (OpCode::Query, Role::NotifyOnly) => error_response(&message, ResponseCode::Refused),
-            _ => error_response(&message, ResponseCode::NotImp),
+            (OpCode::Query, Role::NotifyOnly) => {
+                (error_response(&message, ResponseCode::Refused), false)
+            }
+            _ => (error_response(&message, ResponseCode::NotImp), false),
         };
         let qtype = message.queries.first().map(|q| q.query_type);
         self.count(answer.metadata.response_code, qtype);
-        self.encode(answer, &message, transport)
+        self.encode(answer, &message, transport, glue_required)
     }
 
     /// A FORMERR answer for a request whose header is readable but whose body is not.
@@ -290,33 +310,35 @@ impl Responder {
         answer.to_vec().ok()
     }
 
-    fn query(&self, request: &Message, transport: Transport) -> Message {
+    /// Answers a QUERY; the flag says the additional section holds glue a referral needs.
+    fn query(&self, request: &Message, transport: Transport) -> (Message, bool) {
+        let refuse = |rcode| (error_response(request, rcode), false);
         if request.queries.len() != 1 {
-            return error_response(request, ResponseCode::FormErr);
-        }
-        if let Some(edns) = &request.edns
-            && edns.version() != 0
-        {
-            return error_response(request, ResponseCode::BADVERS);
+            return refuse(ResponseCode::FormErr);
         }
         let query = &request.queries[0];
         match query.query_type {
-            RecordType::AXFR | RecordType::IXFR => {
-                return error_response(request, ResponseCode::Refused);
-            }
-            RecordType::OPT | RecordType::TSIG => {
-                return error_response(request, ResponseCode::FormErr);
-            }
+            RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
+            RecordType::OPT | RecordType::TSIG => return refuse(ResponseCode::FormErr),
             _ => {}
         }
         if query.query_class != DNSClass::IN {
-            return error_response(request, ResponseCode::Refused);
+            return refuse(ResponseCode::Refused);
         }
-        let Some(handle) = self.zones.find(&query.name) else {
-            return error_response(request, ResponseCode::Refused);
+        let Some(mut handle) = self.zones.find(&query.name) else {
+            return refuse(ResponseCode::Refused);
         };
+        // The DS RRset at a child's apex belongs to the parent side (RFC 4035 3.1.4.1): when we
+        // serve the parent too, answer from it.
+        if query.query_type == RecordType::DS
+            && handle.name.eq_ignore_root(&query.name)
+            && !query.name.is_root()
+            && let Some(parent) = self.zones.find(&query.name.base_name())
+        {
+            handle = parent;
+        }
         let Some(zone) = handle.servable() else {
-            return error_response(request, ResponseCode::ServFail);
+            return refuse(ResponseCode::ServFail);
         };
         let any = match transport {
             Transport::Udp => AnyPolicy::Minimal,
@@ -328,7 +350,7 @@ impl Responder {
         answer.answers = found.answer;
         answer.authorities = found.authority;
         answer.additionals = found.additional;
-        answer
+        (answer, found.glue_required)
     }
 
     /// Handles NOTIFY (RFC 1996): only from allowed addresses, signed when a key is configured
@@ -388,7 +410,7 @@ impl Responder {
         }
         outcome("accepted");
         info!(zone = %handle.name, %source, "NOTIFY accepted");
-        handle.refresh_now.notify_one();
+        handle.notify(source);
         let mut answer = base_response(request, ResponseCode::NoError);
         answer.metadata.authoritative = true;
         (answer, signer)
@@ -401,6 +423,7 @@ impl Responder {
         mut answer: Message,
         request: &Message,
         transport: Transport,
+        glue_required: bool,
     ) -> Option<Vec<u8>> {
         if let Some(edns) = &request.edns {
             let mut reply = Edns::new();
@@ -420,8 +443,7 @@ impl Responder {
         if wire.len() <= limit {
             return Some(wire);
         }
-        let referral = !answer.metadata.authoritative && answer.answers.is_empty();
-        if !referral && !answer.additionals.is_empty() {
+        if !glue_required && !answer.additionals.is_empty() {
             answer.additionals.clear();
             let wire = answer.to_vec().ok()?;
             if wire.len() <= limit {
@@ -806,5 +828,94 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ds_at_a_child_apex_comes_from_the_parent() {
+        use crate::zone::tests::{a, ns};
+        use hickory_proto::rr::rdata::SOA;
+        use hickory_proto::rr::{RData, Record};
+        let configs: Vec<ZoneConfig> = ["example.test.", "child.example.test."]
+            .iter()
+            .map(|zone| ZoneConfig {
+                name: name(zone),
+                source: ZoneSource::File("unused".into()),
+                notify_allow: Vec::new(),
+            })
+            .collect();
+        let zones = Arc::new(ZoneSet::new(&configs));
+        let mut parent = base_records();
+        parent.push(ns("child.example.test.", "ns.child.example.test."));
+        parent.push(a("ns.child.example.test.", "192.0.2.30"));
+        let child_soa = Record::from_rdata(
+            name("child.example.test."),
+            300,
+            RData::SOA(SOA::new(
+                name("ns.child.example.test."),
+                name("h.child.example.test."),
+                3,
+                1,
+                1,
+                1,
+                60,
+            )),
+        );
+        let child = vec![
+            child_soa,
+            ns("child.example.test.", "ns.child.example.test."),
+            a("ns.child.example.test.", "192.0.2.30"),
+        ];
+        for (apex, records) in [("example.test.", parent), ("child.example.test.", child)] {
+            let zone = Zone::from_records(&name(apex), records, LIMITS).expect("valid");
+            zones
+                .get(&name(apex))
+                .expect("zone")
+                .publish(Arc::new(zone));
+        }
+        let responder = Responder {
+            zones,
+            metrics: Arc::new(Metrics::new()),
+            edns_payload_max: 1232,
+        };
+        let ds = ask(
+            &responder,
+            &request("child.example.test.", RecordType::DS, None),
+            Transport::Udp,
+        );
+        assert!(ds.metadata.authoritative);
+        assert_eq!(ds.authorities.len(), 1);
+        assert_eq!(
+            ds.authorities[0].name,
+            name("example.test."),
+            "the parent's SOA, not the child's"
+        );
+        let ns_query = ask(
+            &responder,
+            &request("child.example.test.", RecordType::NS, None),
+            Transport::Udp,
+        );
+        assert!(
+            ns_query.metadata.authoritative,
+            "NS at the child apex comes from the child"
+        );
+    }
+
+    #[test]
+    fn notify_acl_sees_ipv4_through_mapped_addresses() {
+        let responder = responder(true);
+        let mut notify = request("example.test.", RecordType::SOA, None);
+        notify.metadata.op_code = OpCode::Notify;
+        let wire = notify.to_vec().expect("encode");
+        let mapped: IpAddr = format!("::ffff:{PRIMARY}").parse().expect("ip");
+        let answer = responder
+            .respond(&wire, mapped, Transport::Udp, Role::All)
+            .expect("answer");
+        assert_eq!(
+            Message::from_vec(&answer)
+                .expect("decodable")
+                .metadata
+                .response_code,
+            ResponseCode::NoError
+        );
     }
 }

@@ -20,7 +20,7 @@ use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
 use serde::{Deserialize, Serialize};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Records per sled value: large enough to keep keys few, small enough that one batch never
 /// holds sled's process-wide lock for long (DESIGN.md 6: a 200k-entry batch stalls readers).
@@ -97,10 +97,11 @@ pub struct ZoneMeta {
 pub struct StoredZone {
     /// The apex.
     pub name: Name,
-    /// Its metadata.
+    /// Its metadata (the default when it could not be read).
     pub meta: ZoneMeta,
-    /// Its records (empty when no version was stored yet).
-    pub records: Vec<Record>,
+    /// Its records (empty when no version was stored yet), or why they cannot be read: one
+    /// damaged zone must not keep the others from being served.
+    pub records: Result<Vec<Record>, StoreError>,
 }
 
 /// The zone store.
@@ -176,10 +177,18 @@ impl Store {
             .compare_and_swap(&key, old.clone(), Some(new))?
             .map_err(|_| StoreError::Conflict(zone.to_string()))?;
         self.db.flush()?;
+        // The switch is done: the new version stands whatever happens to the cleanup, which a
+        // later start-up sweep (`sweep_orphans`) finishes if it fails here.
         if let Some(old) = old {
-            let old = decode_meta(zone, &old)?;
-            if old.generation != generation && old.serial.is_some() {
-                self.delete_generation(zone, old.generation)?;
+            let cleanup = decode_meta(zone, &old).and_then(|old| {
+                if old.generation != generation && old.serial.is_some() {
+                    self.delete_generation(zone, old.generation)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(error) = cleanup {
+                warn!(zone = %zone, %error, "cannot delete the previous version; it is swept at the next start");
             }
         }
         let elapsed = started.elapsed();
@@ -219,21 +228,25 @@ impl Store {
         }
     }
 
-    /// Reads every stored zone, checking each against its metadata.
+    /// Reads every stored zone, checking each against its metadata. A zone whose data cannot be
+    /// read comes back with the error in `records`; only a failure of the database itself fails
+    /// the whole call.
     pub fn load_all(&self) -> Result<Vec<StoredZone>, StoreError> {
         let mut zones = Vec::new();
         for entry in self.zones.iter() {
             let (key, value) = entry?;
             let text = String::from_utf8_lossy(&key).into_owned();
-            let name = Name::from_ascii(&text).map_err(|error| StoreError::Records {
-                zone: text.clone(),
-                message: format!("bad zone key: {error}"),
-            })?;
-            let meta = decode_meta(&name, &value)?;
-            let records = if meta.serial.is_some() {
-                self.load_records(&name, &meta)?
-            } else {
-                Vec::new()
+            let Ok(name) = Name::from_ascii(&text) else {
+                warn!(key = %text, "ignoring a stored zone whose key is not a domain name");
+                continue;
+            };
+            let (meta, records) = match decode_meta(&name, &value) {
+                Ok(meta) if meta.serial.is_some() => {
+                    let records = self.load_records(&name, &meta);
+                    (meta, records)
+                }
+                Ok(meta) => (meta, Ok(Vec::new())),
+                Err(error) => (ZoneMeta::default(), Err(error)),
             };
             zones.push(StoredZone {
                 name,
@@ -242,6 +255,42 @@ impl Store {
             });
         }
         Ok(zones)
+    }
+
+    /// Deletes record chunks that no zone's metadata points at: the leftovers of a crash
+    /// between writing a version and switching to it, or of a failed cleanup. Returns how many
+    /// chunks were deleted.
+    pub fn sweep_orphans(&self) -> Result<usize, StoreError> {
+        let mut live = std::collections::HashSet::new();
+        for entry in self.zones.iter() {
+            let (key, value) = entry?;
+            if let Ok(meta) = serde_json::from_slice::<ZoneMeta>(&value) {
+                let mut prefix = key.to_vec();
+                prefix.push(0);
+                prefix.extend_from_slice(&meta.generation.to_be_bytes());
+                live.insert(prefix);
+            }
+        }
+        let mut orphans = Vec::new();
+        for key in self.data.iter().keys() {
+            let key = key?;
+            // A data key is zone, 0, generation (8 octets), chunk (4 octets).
+            let is_live = key.len() > 12 && live.contains(&key[..key.len() - 4]);
+            if !is_live {
+                orphans.push(key);
+            }
+        }
+        for keys in orphans.chunks(BATCH_CHUNKS * 10) {
+            let mut batch = sled::Batch::default();
+            for key in keys {
+                batch.remove(key.clone());
+            }
+            self.data.apply_batch(batch)?;
+        }
+        if !orphans.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(orphans.len())
     }
 
     fn load_records(&self, zone: &Name, meta: &ZoneMeta) -> Result<Vec<Record>, StoreError> {
@@ -418,7 +467,7 @@ mod tests {
         assert_eq!(zones.len(), 1);
         assert_eq!(zones[0].meta.serial, Some(2));
         assert_eq!(zones[0].meta.last_error.as_deref(), Some("boom"));
-        assert_eq!(zones[0].records.len(), 2504);
+        assert_eq!(zones[0].records.as_ref().expect("readable").len(), 2504);
         // The first generation is gone: only the chunks of the new one remain.
         assert_eq!(store.data.len(), 3);
         store.remove_zone(&zone).expect("remove");
@@ -437,6 +486,31 @@ mod tests {
         store
             .update_meta(&zone, |m| m.records = 99)
             .expect("update");
-        assert!(matches!(store.load_all(), Err(StoreError::Mismatch { .. })));
+        let zones = store.load_all().expect("the database itself is fine");
+        assert!(matches!(zones[0].records, Err(StoreError::Mismatch { .. })));
+    }
+
+    #[test]
+    fn sweeps_chunks_nothing_points_at() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .save_version(&zone, &meta(1), base_records().into_iter())
+            .expect("save");
+        // A crash after writing a generation but before the switch leaves this behind.
+        let chunk = encode_chunk(&zone, &base_records()).expect("encode");
+        store
+            .data
+            .insert(data_key(&zone, 999_999, 0), chunk)
+            .expect("insert");
+        store
+            .data
+            .insert(data_key(&name("gone.test."), 5, 0), vec![0, 0, 0, 0])
+            .expect("insert");
+        assert_eq!(store.sweep_orphans().expect("sweep"), 2);
+        assert_eq!(store.data.len(), 1);
+        let zones = store.load_all().expect("load");
+        assert_eq!(zones[0].records.as_ref().expect("readable").len(), 4);
     }
 }

@@ -54,15 +54,19 @@ impl TransferError {
     /// True when an IXFR failure should be retried as AXFR from the same primary: the server
     /// does not do IXFR, or its stream did not make sense.
     pub fn wants_axfr(&self) -> bool {
-        matches!(
-            self,
+        match self {
+            // A stream that made no sense, or an error code (NOTIMP, FORMERR, REFUSED, ...):
+            // AXFR may still work where IXFR does not. Exceeded limits would be exceeded again.
             TransferError::Stream(
-                XfrError::Rcode(
-                    ResponseCode::NotImp | ResponseCode::FormErr | ResponseCode::ServFail
-                ) | XfrError::SerialMismatch { .. }
-                    | XfrError::Unexpected(_)
-            )
-        )
+                XfrError::TooManyRecords { .. } | XfrError::TooManyBytes { .. },
+            ) => false,
+            TransferError::Stream(_) | TransferError::Malformed(_) => true,
+            // Transport failures and TSIG failures would fail the same way again.
+            TransferError::Io { .. }
+            | TransferError::Timeout(_)
+            | TransferError::Tsig(_)
+            | TransferError::NoSoa { .. } => false,
+        }
     }
 }
 

@@ -85,7 +85,7 @@ pub enum ZoneError {
 pub struct RrSet {
     /// The record type.
     pub rtype: RecordType,
-    /// The TTL of the set (the first one seen when the records disagreed).
+    /// The TTL of the set (the last one seen when the records disagreed).
     pub ttl: u32,
     /// The record data, without duplicates, in the order received.
     pub rdatas: Vec<RData>,
@@ -122,6 +122,9 @@ impl Node {
         {
             Ok(index) => {
                 let set = &mut self.rrsets[index];
+                // An RRset has one TTL (RFC 2181 5.2): the record seen last sets it, so an
+                // IXFR that adds a record with a new TTL moves the whole set to it.
+                set.ttl = ttl;
                 if set.rdatas.contains(&data) {
                     return false;
                 }

@@ -70,6 +70,9 @@ pub struct ZoneHandle {
     /// Woken by NOTIFY: the refresh task checks the primary at once. `Notify` keeps at most
     /// one pending wake-up, which coalesces a burst of NOTIFYs into one refresh.
     pub refresh_now: Notify,
+    /// The address of the last accepted NOTIFY, asked first by the next refresh (as BIND and
+    /// Knot do): it has the new serial, while other primaries may still lag.
+    notified_by: Mutex<Option<IpAddr>>,
     data: ArcSwapOption<Zone>,
     expired: AtomicBool,
     status: Mutex<ZoneStatus>,
@@ -90,6 +93,7 @@ impl ZoneHandle {
             notify_allow: config.notify_allow.clone(),
             notify_keys,
             refresh_now: Notify::new(),
+            notified_by: Mutex::new(None),
             data: ArcSwapOption::empty(),
             expired: AtomicBool::new(false),
             status: Mutex::new(ZoneStatus {
@@ -103,6 +107,23 @@ impl ZoneHandle {
                 last_transfer: "none".into(),
             }),
         }
+    }
+
+    /// Records an accepted NOTIFY from `source` and wakes the refresh task.
+    pub fn notify(&self, source: IpAddr) {
+        *self
+            .notified_by
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(source);
+        self.refresh_now.notify_one();
+    }
+
+    /// Takes the address of the last accepted NOTIFY, if one is pending.
+    pub fn take_notifier(&self) -> Option<IpAddr> {
+        self.notified_by
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 
     /// The data to answer from, or None when the zone must be answered with SERVFAIL (never
