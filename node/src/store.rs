@@ -280,13 +280,7 @@ impl Store {
                 orphans.push(key);
             }
         }
-        for keys in orphans.chunks(BATCH_CHUNKS * 10) {
-            let mut batch = sled::Batch::default();
-            for key in keys {
-                batch.remove(key.clone());
-            }
-            self.data.apply_batch(batch)?;
-        }
+        self.remove_data(&orphans)?;
         if !orphans.is_empty() {
             self.db.flush()?;
         }
@@ -340,6 +334,11 @@ impl Store {
             .scan_prefix(generation_prefix(zone, generation))
             .keys()
             .collect::<Result<_, _>>()?;
+        self.remove_data(&keys)
+    }
+
+    /// Removes data keys in bounded batches (each batch holds sled's lock only briefly).
+    fn remove_data(&self, keys: &[sled::IVec]) -> Result<(), StoreError> {
         for keys in keys.chunks(BATCH_CHUNKS * 10) {
             let mut batch = sled::Batch::default();
             for key in keys {
