@@ -269,6 +269,18 @@ pub async fn transfer(
                 if let Some(verifier) = &verifier {
                     verifier.finish()?;
                 }
+                let elapsed = started.elapsed();
+                if elapsed >= PROGRESS_INTERVAL {
+                    info!(
+                        zone = %zone,
+                        %server,
+                        records = interpreter.records(),
+                        bytes = interpreter.bytes(),
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        records_per_s = (interpreter.records() as f64 / elapsed.as_secs_f64()) as u64,
+                        "transfer complete"
+                    );
+                }
                 return Ok(interpreter.finish()?);
             }
         }
