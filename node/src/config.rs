@@ -87,8 +87,60 @@ pub struct Config {
     pub timers: TimerClamps,
     /// Limits on zones and transfers.
     pub limits: Limits,
+    /// Serving transfers to other secondaries.
+    pub transfer: TransferConfig,
     /// The zones this node serves.
     pub zones: Vec<ZoneConfig>,
+}
+
+/// Serving transfers to other secondaries.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Most transfers served at once.
+    pub transfers_max: usize,
+    /// Most differences kept per zone for IXFR.
+    pub journal_diffs_max: usize,
+    /// Most bytes of differences kept per zone for IXFR.
+    pub journal_bytes_max: u64,
+}
+
+/// Who may transfer a zone: a request is allowed when one entry's prefix holds the source
+/// address and, if the entry names a key, the request is signed with that key.
+#[derive(Debug, Clone, Default)]
+pub struct TransferAcl {
+    /// The entries, any of which may allow a request.
+    pub entries: Vec<AclEntry>,
+}
+
+/// One ACL entry.
+#[derive(Debug, Clone)]
+pub struct AclEntry {
+    /// Source addresses it covers.
+    pub prefix: ipnet::IpNet,
+    /// The key requests must be signed with, if any.
+    pub tsig_key: Option<Arc<TsigKey>>,
+}
+
+impl TransferAcl {
+    /// The keys a request from `source` may be signed with (for TSIG verification).
+    pub fn keys_for(&self, source: IpAddr) -> impl Iterator<Item = &Arc<TsigKey>> {
+        self.entries
+            .iter()
+            .filter(move |entry| entry.prefix.contains(&source))
+            .filter_map(|entry| entry.tsig_key.as_ref())
+    }
+
+    /// True when a request from `source`, signed with `key` (verified) or unsigned, is allowed.
+    pub fn allows(&self, source: IpAddr, key: Option<&Name>) -> bool {
+        self.entries.iter().any(|entry| {
+            entry.prefix.contains(&source)
+                && match (&entry.tsig_key, key) {
+                    (None, _) => true,
+                    (Some(required), Some(used)) => required.name.eq_ignore_root(used),
+                    (Some(_), None) => false,
+                }
+        })
+    }
 }
 
 /// Node-wide settings.
@@ -159,6 +211,10 @@ pub struct ZoneConfig {
     pub source: ZoneSource,
     /// Addresses allowed to send NOTIFY for this zone.
     pub notify_allow: Vec<IpAddr>,
+    /// Who may transfer this zone from us.
+    pub allow_transfer: TransferAcl,
+    /// Downstream servers told of every new version by NOTIFY.
+    pub also_notify: Vec<SocketAddr>,
 }
 
 /// Where a zone's data comes from.
@@ -236,9 +292,39 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    transfer: RawTransfer,
+    #[serde(default)]
     tsig_key: Vec<RawKey>,
     #[serde(default)]
     zone: Vec<RawZone>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTransfer {
+    allow: Vec<RawAclEntry>,
+    transfers_max: usize,
+    journal_diffs_max: usize,
+    journal_bytes_max: u64,
+}
+
+impl Default for RawTransfer {
+    fn default() -> Self {
+        RawTransfer {
+            // Nobody may transfer unless the operator says so (as in NSD and Knot).
+            allow: Vec::new(),
+            transfers_max: 16,
+            journal_diffs_max: 100,
+            journal_bytes_max: 16 << 20,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAclEntry {
+    prefix: String,
+    tsig_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +450,9 @@ struct RawZone {
     primaries: Vec<RawPrimary>,
     file: Option<PathBuf>,
     notify_allow: Option<Vec<String>>,
+    allow_transfer: Option<Vec<RawAclEntry>>,
+    #[serde(default)]
+    also_notify: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -407,7 +496,19 @@ impl Checker {
         let timers = self.timers(&raw.timers);
         let limits = self.limits(&raw.limits);
         let keys = self.keys(raw.tsig_key);
-        let zones = self.zones(raw.zone, &keys);
+        let transfer_acl = self.acl("transfer.allow", &raw.transfer.allow, &keys);
+        if raw.transfer.transfers_max == 0 {
+            self.problem("transfer.transfers_max", "must be at least 1");
+        }
+        if raw.transfer.journal_diffs_max == 0 {
+            self.problem("transfer.journal_diffs_max", "must be at least 1");
+        }
+        let transfer = TransferConfig {
+            transfers_max: raw.transfer.transfers_max,
+            journal_diffs_max: raw.transfer.journal_diffs_max,
+            journal_bytes_max: raw.transfer.journal_bytes_max,
+        };
+        let zones = self.zones(raw.zone, &keys, &transfer_acl);
         Some(Config {
             node: NodeConfig { data_dir },
             server: server?,
@@ -416,8 +517,50 @@ impl Checker {
             },
             timers,
             limits,
+            transfer,
             zones,
         })
+    }
+
+    fn acl(
+        &mut self,
+        field: &str,
+        raw: &[RawAclEntry],
+        keys: &HashMap<String, Arc<TsigKey>>,
+    ) -> TransferAcl {
+        let mut entries = Vec::new();
+        for (index, entry) in raw.iter().enumerate() {
+            let prefix = match entry.prefix.parse::<ipnet::IpNet>() {
+                Ok(prefix) => Some(prefix),
+                Err(_) => match entry.prefix.parse::<IpAddr>() {
+                    Ok(ip) => Some(ipnet::IpNet::from(ip)),
+                    Err(_) => {
+                        self.problem(
+                            format!("{field}[{index}].prefix"),
+                            format!("`{}` is not an address or prefix like 192.0.2.0/24 or 2001:db8::/32", entry.prefix),
+                        );
+                        None
+                    }
+                },
+            };
+            let tsig_key = match &entry.tsig_key {
+                None => None,
+                Some(name) => match keys.get(name) {
+                    Some(key) => Some(key.clone()),
+                    None => {
+                        self.problem(
+                            format!("{field}[{index}].tsig_key"),
+                            format!("no [[tsig_key]] is named `{name}`"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some(prefix) = prefix {
+                entries.push(AclEntry { prefix, tsig_key });
+            }
+        }
+        TransferAcl { entries }
     }
 
     fn socket_addr(
@@ -621,6 +764,7 @@ impl Checker {
         &mut self,
         raw: Vec<RawZone>,
         keys: &HashMap<String, Arc<TsigKey>>,
+        transfer_acl: &TransferAcl,
     ) -> Vec<ZoneConfig> {
         let mut zones = Vec::new();
         let mut seen = HashSet::new();
@@ -712,10 +856,24 @@ impl Checker {
                     ZoneSource::File(_) => Vec::new(),
                 },
             };
+            let allow_transfer = match &zone.allow_transfer {
+                Some(entries) => self.acl(&format!("{field}.allow_transfer"), entries, keys),
+                None => transfer_acl.clone(),
+            };
+            let mut also_notify = Vec::new();
+            for (position, text) in zone.also_notify.iter().enumerate() {
+                also_notify.extend(self.socket_addr(
+                    &format!("{field}.also_notify[{position}]"),
+                    text,
+                    Some(DNS_PORT),
+                ));
+            }
             zones.push(ZoneConfig {
                 name,
                 source,
                 notify_allow,
+                allow_transfer,
+                also_notify,
             });
         }
         zones

@@ -20,6 +20,7 @@ pub mod transfer;
 pub mod tsig;
 pub mod wire;
 pub mod xfr;
+pub mod xfr_out;
 pub mod zone;
 pub mod zonefile;
 pub mod zoneset;

@@ -543,6 +543,8 @@ mod tests {
                 tsig_key: None,
             }]),
             notify_allow: vec![PRIMARY.parse().expect("ip")],
+            allow_transfer: Default::default(),
+            also_notify: Vec::new(),
         };
         let zones = Arc::new(ZoneSet::new(&[config]));
         if loaded {
@@ -841,6 +843,8 @@ mod tests {
                 name: name(zone),
                 source: ZoneSource::File("unused".into()),
                 notify_allow: Vec::new(),
+                allow_transfer: Default::default(),
+                also_notify: Vec::new(),
             })
             .collect();
         let zones = Arc::new(ZoneSet::new(&configs));

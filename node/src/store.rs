@@ -16,6 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record};
+
+use crate::zone::Diff;
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
@@ -110,6 +112,16 @@ pub struct Store {
     db: sled::Db,
     zones: sled::Tree,
     data: sled::Tree,
+    journal: sled::Tree,
+}
+
+/// Bounds on one zone's journal of differences (oldest dropped first).
+#[derive(Debug, Clone, Copy)]
+pub struct JournalLimits {
+    /// Most differences kept.
+    pub diffs_max: usize,
+    /// Most encoded bytes kept.
+    pub bytes_max: u64,
 }
 
 impl Store {
@@ -118,7 +130,13 @@ impl Store {
         let db = sled::Config::new().path(dir).open()?;
         let zones = db.open_tree("zones")?;
         let data = db.open_tree("data")?;
-        Ok(Store { db, zones, data })
+        let journal = db.open_tree("journal")?;
+        Ok(Store {
+            db,
+            zones,
+            data,
+            journal,
+        })
     }
 
     /// The metadata of one zone, if stored.
@@ -349,8 +367,79 @@ impl Store {
         Ok(())
     }
 
+    /// Appends the difference that produced the zone's current version to its journal (which
+    /// feeds IXFR out), then drops the oldest differences beyond `limits`. The journal is a
+    /// cache: a crash that loses its newest entry only makes IXFR answers fall back to AXFR
+    /// style, so it is not flushed here.
+    pub fn append_diff(
+        &self,
+        zone: &Name,
+        diff: &Diff,
+        limits: JournalLimits,
+    ) -> Result<(), StoreError> {
+        let mut key = zone_key(zone);
+        key.push(0);
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.journal.insert(key, encode_diff(zone, diff)?)?;
+        let entries: Vec<(sled::IVec, usize)> = self
+            .journal
+            .scan_prefix(journal_prefix(zone))
+            .map(|entry| entry.map(|(key, value)| (key, value.len())))
+            .collect::<Result<_, _>>()?;
+        let mut bytes: u64 = entries.iter().map(|(_, size)| *size as u64).sum();
+        let mut count = entries.len();
+        let mut stale = Vec::new();
+        for (key, size) in &entries {
+            // The newest difference always stays, whatever its size.
+            if count <= 1 || (count <= limits.diffs_max && bytes <= limits.bytes_max) {
+                break;
+            }
+            stale.push(key.clone());
+            count -= 1;
+            bytes -= *size as u64;
+        }
+        for key in stale {
+            self.journal.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// The chain of differences from `serial` to the newest one journaled, or None when the
+    /// journal does not reach back to `serial` or its chain is broken.
+    pub fn diffs_from(&self, zone: &Name, serial: u32) -> Result<Option<Vec<Diff>>, StoreError> {
+        let mut chain: Vec<Diff> = Vec::new();
+        for entry in self.journal.scan_prefix(journal_prefix(zone)) {
+            let (_, value) = entry?;
+            let diff = decode_diff(zone, &value)?;
+            match chain.last() {
+                None if diff.from_serial == serial => chain.push(diff),
+                None => {}
+                Some(last) if soa_serial(&last.to_soa) == Some(diff.from_serial) => {
+                    chain.push(diff)
+                }
+                Some(_) => return Ok(None),
+            }
+        }
+        Ok((!chain.is_empty()).then_some(chain))
+    }
+
+    /// Forgets the zone's journal (when its history no longer forms a chain, e.g. after a
+    /// serial went backwards).
+    pub fn clear_journal(&self, zone: &Name) -> Result<(), StoreError> {
+        let keys: Vec<sled::IVec> = self
+            .journal
+            .scan_prefix(journal_prefix(zone))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            self.journal.remove(key)?;
+        }
+        Ok(())
+    }
+
     /// Removes zones that are no longer configured, with all their data.
     pub fn remove_zone(&self, zone: &Name) -> Result<(), StoreError> {
+        self.clear_journal(zone)?;
         if let Some(meta) = self.meta(zone)? {
             self.zones.remove(zone_key(zone))?;
             self.delete_generation(zone, meta.generation)?;
@@ -381,6 +470,71 @@ fn data_key(zone: &Name, generation: u64, chunk: u32) -> Vec<u8> {
     let mut key = generation_prefix(zone, generation);
     key.extend_from_slice(&chunk.to_be_bytes());
     key
+}
+
+fn journal_prefix(zone: &Name) -> Vec<u8> {
+    let mut key = zone_key(zone);
+    key.push(0);
+    key
+}
+
+fn soa_serial(record: &Record) -> Option<u32> {
+    match &record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    }
+}
+
+/// A journal entry: from-serial (u32), then three length-prefixed record chunks: the new SOA,
+/// the deleted records, the added records.
+fn encode_diff(zone: &Name, diff: &Diff) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = diff.from_serial.to_be_bytes().to_vec();
+    for chunk in [
+        encode_chunk(zone, std::slice::from_ref(&diff.to_soa))?,
+        encode_chunk(zone, &diff.deleted)?,
+        encode_chunk(zone, &diff.added)?,
+    ] {
+        bytes.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<Diff, StoreError> {
+    let bad = |message: &str| StoreError::Records {
+        zone: zone.to_string(),
+        message: format!("journal entry: {message}"),
+    };
+    let (from, mut rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("too short"))?;
+    let mut parts: Vec<Vec<Record>> = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let (length, body) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| bad("truncated"))?;
+        let length = u32::from_be_bytes(*length) as usize;
+        if body.len() < length {
+            return Err(bad("truncated chunk"));
+        }
+        let mut records = Vec::new();
+        decode_chunk(zone, &body[..length], &mut records)?;
+        parts.push(records);
+        rest = &body[length..];
+    }
+    let added = parts.pop().unwrap_or_default();
+    let deleted = parts.pop().unwrap_or_default();
+    let to_soa = parts
+        .pop()
+        .and_then(|mut soa| soa.pop())
+        .filter(|record| soa_serial(record).is_some())
+        .ok_or_else(|| bad("no SOA"))?;
+    Ok(Diff {
+        from_serial: u32::from_be_bytes(*from),
+        to_soa,
+        deleted,
+        added,
+    })
 }
 
 fn decode_meta(zone: &Name, bytes: &[u8]) -> Result<ZoneMeta, StoreError> {
@@ -511,5 +665,58 @@ mod tests {
         assert_eq!(store.data.len(), 1);
         let zones = store.load_all().expect("load");
         assert_eq!(zones[0].records.as_ref().expect("readable").len(), 4);
+    }
+
+    #[test]
+    fn journal_chains_and_stays_bounded() {
+        use crate::zone::tests::txt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        let store = Store::open(dir.path()).expect("open");
+        let limits = JournalLimits {
+            diffs_max: 3,
+            bytes_max: 1 << 20,
+        };
+        for serial in 1..=5u32 {
+            let diff = Diff {
+                from_serial: serial,
+                to_soa: soa(serial + 1),
+                deleted: vec![],
+                added: vec![txt("t.example.test.", &serial.to_string())],
+            };
+            store.append_diff(&zone, &diff, limits).expect("append");
+        }
+        assert!(
+            store.diffs_from(&zone, 1).expect("read").is_none(),
+            "dropped as oldest"
+        );
+        let chain = store.diffs_from(&zone, 3).expect("read").expect("chain");
+        assert_eq!(chain.len(), 3);
+        assert_eq!(chain[2].added[0], txt("t.example.test.", "5"));
+        assert_eq!(soa_serial(&chain[2].to_soa), Some(6));
+        assert!(store.diffs_from(&zone, 6).expect("read").is_none());
+        let tiny = JournalLimits {
+            diffs_max: 10,
+            bytes_max: 1,
+        };
+        store
+            .append_diff(
+                &zone,
+                &Diff {
+                    from_serial: 6,
+                    to_soa: soa(7),
+                    deleted: vec![],
+                    added: vec![],
+                },
+                tiny,
+            )
+            .expect("append");
+        assert_eq!(
+            store.diffs_from(&zone, 6).expect("read").map(|c| c.len()),
+            Some(1),
+            "the newest always stays"
+        );
+        store.clear_journal(&zone).expect("clear");
+        assert!(store.diffs_from(&zone, 6).expect("read").is_none());
     }
 }

@@ -484,15 +484,64 @@ impl Zone {
         self.origin.zone_of(name)
     }
 
+    /// The difference from this version to `newer` (as BIND's `ixfr-from-differences`): what
+    /// an IXFR client holding this version must delete and add. Untouched nodes shared between
+    /// the two snapshots are skipped without comparing their contents.
+    pub fn diff_to(&self, newer: &Zone) -> Diff {
+        let mut deleted = Vec::new();
+        let mut added = Vec::new();
+        for item in self.nodes.diff(&newer.nodes) {
+            match item {
+                imbl::ordmap::DiffItem::Add(_, node) => added.extend(node_records(node)),
+                imbl::ordmap::DiffItem::Remove(_, node) => deleted.extend(node_records(node)),
+                imbl::ordmap::DiffItem::Update { old, new } => {
+                    let (old, new) = (old.1, new.1);
+                    if Arc::ptr_eq(old, new) {
+                        continue;
+                    }
+                    let old_records: Vec<Record> = node_records(old).collect();
+                    let new_records: Vec<Record> = node_records(new).collect();
+                    // A record counts as unchanged only with the same TTL, so that a TTL change
+                    // travels as delete + add, the way IXFR expresses it.
+                    let same = |a: &Record, b: &Record| {
+                        a.ttl == b.ttl && a.data == b.data && a.name == b.name
+                    };
+                    deleted.extend(
+                        old_records
+                            .iter()
+                            .filter(|r| !new_records.iter().any(|n| same(r, n)))
+                            .cloned(),
+                    );
+                    added.extend(
+                        new_records
+                            .iter()
+                            .filter(|n| !old_records.iter().any(|r| same(r, n)))
+                            .cloned(),
+                    );
+                }
+            }
+        }
+        Diff {
+            from_serial: self.serial(),
+            to_soa: newer.soa_record(),
+            deleted,
+            added,
+        }
+    }
+
     /// Every record of the zone, SOA first, then nodes in canonical order.
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        std::iter::once(self.soa_record()).chain(self.nodes.values().flat_map(|node| {
-            node.rrsets
-                .iter()
-                .filter(|set| set.rtype != RecordType::SOA)
-                .flat_map(|set| set_records(set, &node.name))
-        }))
+        std::iter::once(self.soa_record())
+            .chain(self.nodes.values().flat_map(|node| node_records(node)))
     }
+}
+
+/// The records of a node, without the SOA (which a `Diff` carries separately).
+fn node_records(node: &Node) -> impl Iterator<Item = Record> + '_ {
+    node.rrsets
+        .iter()
+        .filter(|set| set.rtype != RecordType::SOA)
+        .flat_map(|set| set_records(set, &node.name))
 }
 
 /// Lowercased, fully qualified form of an apex name.
@@ -747,5 +796,34 @@ pub(crate) mod tests {
             new.node(&name("t.example.test.")).is_none(),
             "empty node removed"
         );
+    }
+
+    #[test]
+    fn diff_between_versions_applies_back() {
+        let old = zone(base_records()).expect("valid");
+        let mut records = base_records();
+        records[0] = soa(2);
+        records.retain(|r| r.name != name("www.example.test."));
+        records.push(a("www.example.test.", "192.0.2.11"));
+        let mut longer = a("ns1.example.test.", "192.0.2.1");
+        longer.ttl = 999;
+        records.retain(|r| r.name != name("ns1.example.test."));
+        records.push(longer);
+        records.push(txt("new.example.test.", "hello"));
+        let new = zone(records).expect("valid");
+        let diff = old.diff_to(&new);
+        assert_eq!(diff.from_serial, 1);
+        assert_eq!(
+            diff.deleted.len(),
+            2,
+            "old www address and ns1 with its old TTL"
+        );
+        assert_eq!(diff.added.len(), 3);
+        let rebuilt = old.apply(&[diff], LIMITS).expect("the diff applies");
+        assert_eq!(
+            rebuilt.records().collect::<Vec<_>>(),
+            new.records().collect::<Vec<_>>()
+        );
+        assert!(new.diff_to(&new).added.is_empty());
     }
 }
