@@ -52,6 +52,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         zones: zones.clone(),
         metrics: metrics.clone(),
         edns_payload_max: config.server.edns_payload_max,
+        store: Some(store.clone()),
+        transfers: Arc::new(tokio::sync::Semaphore::new(config.transfer.transfers_max)),
     });
     services.spawn(listeners.serve(responder, config.server.clone(), root.child_token()));
     services.spawn(status::serve(
@@ -67,6 +69,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         clamps: config.timers,
         limits: config.limits,
+        journal: crate::store::JournalLimits {
+            diffs_max: config.transfer.journal_diffs_max,
+            bytes_max: config.transfer.journal_bytes_max,
+        },
     };
     for (zone_config, meta) in config.zones.iter().zip(metas) {
         let handle = zones

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod lookup;
 pub mod metrics;
+pub mod notify_out;
 pub mod refresh;
 pub mod secondary;
 pub mod serial;

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub transfers: Family<TransferLabels, Counter>,
     /// NOTIFY messages received.
     pub notifies: Family<NotifyLabels, Counter>,
+    /// Transfers served to other secondaries.
+    pub transfers_out: Family<TransferLabels, Counter>,
     /// Serial held per zone.
     pub zone_serial: Family<ZoneLabels, Gauge>,
     /// Seconds since the last successful refresh, per zone.
@@ -66,6 +68,7 @@ impl Metrics {
         let queries = Family::<QueryLabels, Counter>::default();
         let transfers = Family::<TransferLabels, Counter>::default();
         let notifies = Family::<NotifyLabels, Counter>::default();
+        let transfers_out = Family::<TransferLabels, Counter>::default();
         let zone_serial = Family::<ZoneLabels, Gauge>::default();
         let zone_seconds_since_refresh = Family::<ZoneLabels, Gauge>::default();
         let zone_expired = Family::<ZoneLabels, Gauge>::default();
@@ -78,6 +81,11 @@ impl Metrics {
             "transfers",
             "Zone refreshes, by kind and outcome",
             transfers.clone(),
+        );
+        registry.register(
+            "transfers_out",
+            "Transfers served, by kind (axfr, ixfr, ixfr_uptodate) and outcome",
+            transfers_out.clone(),
         );
         registry.register(
             "notifies",
@@ -104,6 +112,7 @@ impl Metrics {
             queries,
             transfers,
             notifies,
+            transfers_out,
             zone_serial,
             zone_seconds_since_refresh,
             zone_expired,
@@ -113,6 +122,18 @@ impl Metrics {
     /// Counts one refresh outcome.
     pub fn transfer(&self, kind: &str, success: bool) {
         self.transfers
+            .get_or_create(&TransferLabels {
+                kind: kind.to_string(),
+                outcome: if success { "success" } else { "failure" }.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Metrics {
+    /// Counts one transfer served.
+    pub fn transfer_out(&self, kind: &str, success: bool) {
+        self.transfers_out
             .get_or_create(&TransferLabels {
                 kind: kind.to_string(),
                 outcome: if success { "success" } else { "failure" }.to_string(),

@@ -6,6 +6,7 @@
 //! file when it changes. Failures never touch the served data: they show up in the zone's
 //! status, the logs and the metrics.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,9 +17,10 @@ use tracing::{error, info, warn};
 
 use crate::config::{Limits, Primary, TimerClamps, ZoneConfig, ZoneSource};
 use crate::metrics::Metrics;
+use crate::notify_out;
 use crate::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
 use crate::serial;
-use crate::store::{Store, ZoneMeta};
+use crate::store::{JournalLimits, Store, ZoneMeta};
 use crate::transfer::{self, TransferError, TransferLimits};
 use crate::xfr::{Outcome, Request};
 use crate::zone::{Zone, ZoneLimits};
@@ -39,6 +41,53 @@ pub struct Context {
     pub clamps: TimerClamps,
     /// Zone and transfer limits.
     pub limits: Limits,
+    /// Bounds on each zone's IXFR journal.
+    pub journal: JournalLimits,
+}
+
+/// What follows every new version once it is stored and served: its difference from the
+/// previous version goes to the journal (for IXFR out), and downstreams get NOTIFY.
+struct Downstream {
+    also_notify: Vec<SocketAddr>,
+    /// Cancels the previous version's NOTIFY retransmissions.
+    round: CancellationToken,
+}
+
+impl Downstream {
+    async fn new_version(&mut self, context: &Context, old: Option<Arc<Zone>>, new: &Arc<Zone>) {
+        if let Some(old) = old {
+            let store = context.store.clone();
+            let limits = context.journal;
+            let new_zone = new.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let name = new_zone.origin().clone();
+                if serial::is_newer(new_zone.serial(), old.serial()) {
+                    store.append_diff(&name, &old.diff_to(&new_zone), limits)
+                } else {
+                    // History no longer forms a chain: IXFR clients get AXFR-style answers.
+                    store.clear_journal(&name)
+                }
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    warn!(zone = %new.origin(), %error, "cannot journal the difference; IXFR clients get AXFR-style answers")
+                }
+                Err(error) => warn!(zone = %new.origin(), %error, "journal task failed"),
+            }
+        }
+        if !self.also_notify.is_empty() {
+            self.round.cancel();
+            self.round = CancellationToken::new();
+            notify_out::announce(
+                new.origin(),
+                new.soa_record(),
+                &self.also_notify,
+                &self.round,
+            );
+        }
+    }
 }
 
 /// Runs the refresh task of one zone until `cancel` fires.
@@ -56,10 +105,20 @@ pub async fn run(
                 primaries: primaries.clone(),
                 handle,
                 meta,
+                downstream: Downstream {
+                    also_notify: config.also_notify.clone(),
+                    round: CancellationToken::new(),
+                },
             };
             task.run(cancel).await;
         }
-        ZoneSource::File(path) => run_file(context, path.clone(), handle, cancel).await,
+        ZoneSource::File(path) => {
+            let downstream = Downstream {
+                also_notify: config.also_notify.clone(),
+                round: CancellationToken::new(),
+            };
+            run_file(context, path.clone(), handle, downstream, cancel).await;
+        }
     }
 }
 
@@ -68,6 +127,7 @@ struct PrimaryTask {
     primaries: Vec<Primary>,
     handle: Arc<ZoneHandle>,
     meta: ZoneMeta,
+    downstream: Downstream,
 }
 
 impl PrimaryTask {
@@ -352,7 +412,9 @@ impl PrimaryTask {
             .map_err(|error| format!("storing the new version: {error}"))?;
             meta.records = zone.record_count() as u64;
             info!(zone = %zone_name, serial = zone.serial(), records = zone.record_count(), transfer = transfer_kind, from = %source, "new version loaded");
-            self.handle.publish(zone);
+            let old = self.handle.data();
+            self.handle.publish(zone.clone());
+            self.downstream.new_version(&self.context, old, &zone).await;
             kind = Some(transfer_kind);
         } else {
             let stored = meta.clone();
@@ -413,6 +475,7 @@ async fn run_file(
     context: Context,
     path: PathBuf,
     handle: Arc<ZoneHandle>,
+    mut downstream: Downstream,
     cancel: CancellationToken,
 ) {
     let mut seen: Option<(SystemTime, u64)> = None;
@@ -422,7 +485,7 @@ async fn run_file(
             .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()));
         if stamp.is_some() && stamp != seen {
             seen = stamp;
-            load_file(&context, &path, &handle).await;
+            load_file(&context, &path, &handle, &mut downstream).await;
         } else if stamp.is_none() && seen.is_some() {
             seen = None;
             let message = format!("cannot read {}", path.display());
@@ -436,7 +499,12 @@ async fn run_file(
     }
 }
 
-async fn load_file(context: &Context, path: &Path, handle: &Arc<ZoneHandle>) {
+async fn load_file(
+    context: &Context,
+    path: &Path,
+    handle: &Arc<ZoneHandle>,
+    downstream: &mut Downstream,
+) {
     let now = SystemTime::now();
     handle.status().last_attempt = Some(to_unix(now));
     let name = handle.name.clone();
@@ -492,7 +560,9 @@ async fn load_file(context: &Context, path: &Path, handle: &Arc<ZoneHandle>) {
     match result {
         Ok(zone) => {
             info!(zone = %handle.name, serial = zone.serial(), records = zone.record_count(), file = %path.display(), "zone file loaded");
-            handle.publish(zone);
+            let old = handle.data();
+            handle.publish(zone.clone());
+            downstream.new_version(context, old, &zone).await;
             let mut status = handle.status();
             status.state = ZoneState::Fresh;
             status.source = Some(format!("file:{}", path.display()));

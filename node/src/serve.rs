@@ -9,9 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -19,8 +19,11 @@ use tracing::{debug, info, warn};
 use crate::config::ServerConfig;
 use crate::lookup::{AnyPolicy, lookup};
 use crate::metrics::{Metrics, NotifyLabels, QueryLabels};
+use crate::store::Store;
 use crate::tsig::{self, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
+use crate::xfr_out::{self, Packer, Plan};
+use crate::zone::Zone;
 use crate::zoneset::ZoneSet;
 
 /// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
@@ -73,6 +76,35 @@ pub struct Responder {
     pub metrics: Arc<Metrics>,
     /// The largest UDP payload we send.
     pub edns_payload_max: u16,
+    /// The journal that IXFR answers come from (None: every IXFR is answered AXFR-style).
+    pub store: Option<Store>,
+    /// Transfers served at once (`transfer.transfers_max`).
+    pub transfers: Arc<Semaphore>,
+}
+
+/// A single-message answer to a transfer request (an error, or our SOA over UDP), signed when
+/// the request was.
+struct TransferRefusal {
+    message: Message,
+    signer: Option<Signer>,
+}
+
+/// What to send back for one request.
+pub enum Reply {
+    /// One message.
+    Message(Vec<u8>),
+    /// A zone transfer: a stream of messages (TCP only).
+    Transfer(Box<TransferJob>),
+}
+
+/// An allowed zone transfer, ready to stream.
+pub struct TransferJob {
+    zone: Arc<Zone>,
+    plan: Plan,
+    id: u16,
+    query: Query,
+    signer: Option<Signer>,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Bound sockets, ready to serve.
@@ -231,8 +263,30 @@ async fn serve_connection(
                 return;
             }
         };
-        let Some(answer) = responder.respond(&request, peer.ip(), Transport::Tcp, role) else {
-            return;
+        let answer = match responder.reply(&request, peer.ip(), Transport::Tcp, role) {
+            None => return,
+            Some(Reply::Message(answer)) => answer,
+            Some(Reply::Transfer(job)) => {
+                let kind = job.plan.kind();
+                let started = std::time::Instant::now();
+                let result = stream_transfer(&mut stream, *job, idle_timeout).await;
+                responder.metrics.transfer_out(kind, result.is_ok());
+                match result {
+                    Ok((messages, bytes)) => info!(
+                        %peer,
+                        kind,
+                        messages,
+                        bytes,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "transfer served"
+                    ),
+                    Err(error) => {
+                        warn!(%peer, kind, %error, "transfer out failed");
+                        return;
+                    }
+                }
+                continue;
+            }
         };
         // A client that never reads must not hold its connection slot forever.
         match tokio::time::timeout(idle_timeout, write_framed(&mut stream, &answer)).await {
@@ -242,8 +296,41 @@ async fn serve_connection(
     }
 }
 
+/// Writes every message of a transfer, TSIG-signed when the request was (each message signed,
+/// chained through the previous MAC, RFC 8945 5.3.1). Returns messages and bytes sent.
+async fn stream_transfer(
+    stream: &mut TcpStream,
+    job: TransferJob,
+    idle_timeout: std::time::Duration,
+) -> std::io::Result<(u64, u64)> {
+    let mut packer = Packer::new(
+        xfr_out::records(&job.zone, &job.plan),
+        job.id,
+        job.query.clone(),
+    );
+    let mut prior_mac = job.signer.as_ref().map(|(_, mac)| mac.clone());
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    while let Some(message) = packer.next_message() {
+        let mut wire = message.to_vec().map_err(std::io::Error::other)?;
+        if let (Some((key, _)), Some(prior)) = (&job.signer, &prior_mac) {
+            let mac = tsig::sign_response(&mut wire, key, unix_now(), prior, messages == 0)
+                .map_err(std::io::Error::other)?;
+            prior_mac = Some(mac);
+        }
+        tokio::time::timeout(idle_timeout, write_framed(stream, &wire))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")
+            })??;
+        messages += 1;
+        bytes += wire.len() as u64;
+    }
+    Ok((messages, bytes))
+}
+
 impl Responder {
-    /// Answers one request; None means "send nothing" (responses, garbage).
+    /// Answers one request with one message; None means "send nothing" (responses, garbage,
+    /// or a transfer, which only TCP streams).
     pub fn respond(
         &self,
         request: &[u8],
@@ -251,9 +338,23 @@ impl Responder {
         transport: Transport,
         role: Role,
     ) -> Option<Vec<u8>> {
+        match self.reply(request, source, transport, role)? {
+            Reply::Message(answer) => Some(answer),
+            Reply::Transfer(_) => None,
+        }
+    }
+
+    /// Answers one request: one message, or a transfer to stream.
+    pub fn reply(
+        &self,
+        request: &[u8],
+        source: IpAddr,
+        transport: Transport,
+        role: Role,
+    ) -> Option<Reply> {
         let message = match Message::from_vec(request) {
             Ok(message) => message,
-            Err(_) => return self.formerr_from_header(request),
+            Err(_) => return self.formerr_from_header(request).map(Reply::Message),
         };
         if message.metadata.message_type != MessageType::Query {
             return None;
@@ -267,12 +368,14 @@ impl Responder {
                 ResponseCode::BADVERS,
                 message.queries.first().map(|q| q.query_type),
             );
-            return self.encode(
-                error_response(&message, ResponseCode::BADVERS),
-                &message,
-                transport,
-                false,
-            );
+            return self
+                .encode(
+                    error_response(&message, ResponseCode::BADVERS),
+                    &message,
+                    transport,
+                    false,
+                )
+                .map(Reply::Message);
         }
         if message.metadata.op_code == OpCode::Notify {
             let (answer, signer) = self.notify(&message, request, source);
@@ -283,7 +386,30 @@ impl Responder {
                 // as unverifiable.
                 tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true).ok()?;
             }
-            return Some(wire);
+            return Some(Reply::Message(wire));
+        }
+        let is_transfer = message.queries.len() == 1
+            && matches!(
+                message.queries[0].query_type,
+                RecordType::AXFR | RecordType::IXFR
+            );
+        if is_transfer && message.metadata.op_code == OpCode::Query && role == Role::All {
+            let qtype = message.queries.first().map(|q| q.query_type);
+            return match self.transfer(&message, request, source, transport) {
+                Ok(job) => {
+                    self.count(ResponseCode::NoError, qtype);
+                    Some(Reply::Transfer(Box::new(job)))
+                }
+                Err(answer) => {
+                    self.count(answer.message.metadata.response_code, qtype);
+                    let mut wire = self.encode(answer.message, &message, transport, false)?;
+                    if let Some((key, request_mac)) = answer.signer {
+                        tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true)
+                            .ok()?;
+                    }
+                    Some(Reply::Message(wire))
+                }
+            };
         }
         let (answer, glue_required) = match (message.metadata.op_code, role) {
             (OpCode::Query, Role::All) => self.query(&message, transport),
@@ -295,6 +421,109 @@ impl Responder {
         let qtype = message.queries.first().map(|q| q.query_type);
         self.count(answer.metadata.response_code, qtype);
         self.encode(answer, &message, transport, glue_required)
+            .map(Reply::Message)
+    }
+
+    /// Decides a transfer request (RFC 5936 4.1, RFC 1995): the zone must be ours exactly, the
+    /// source allowed by the zone's ACL, and the TSIG (when present) valid. Over UDP an allowed
+    /// IXFR gets our SOA alone, which tells the client to come back over TCP.
+    fn transfer(
+        &self,
+        request: &Message,
+        wire: &[u8],
+        source: IpAddr,
+        transport: Transport,
+    ) -> Result<TransferJob, Box<TransferRefusal>> {
+        let query = &request.queries[0];
+        let refuse = |rcode| {
+            Box::new(TransferRefusal {
+                message: error_response(request, rcode),
+                signer: None,
+            })
+        };
+        let Some(handle) = self.zones.get(&query.name) else {
+            return Err(refuse(ResponseCode::NotAuth));
+        };
+        let keys: Vec<Arc<TsigKey>> = handle.allow_transfer.keys_for(source).cloned().collect();
+        let lookup = |name: &Name| {
+            keys.iter()
+                .find(|key| key.name.eq_ignore_root(name))
+                .map(AsRef::as_ref)
+        };
+        let signer = match tsig::verify_request(wire, lookup, unix_now()) {
+            Ok(None) => None,
+            Ok(Some((key, mac))) => keys
+                .iter()
+                .find(|candidate| candidate.name.eq_ignore_root(&key.name))
+                .map(|key| (key.clone(), mac)),
+            Err(error) => {
+                warn!(zone = %handle.name, %source, %error, "transfer request failed TSIG verification; refused");
+                return Err(refuse(ResponseCode::NotAuth));
+            }
+        };
+        let key_name = signer.as_ref().map(|(key, _)| key.name.clone());
+        let refuse_signed = |rcode| {
+            Box::new(TransferRefusal {
+                message: error_response(request, rcode),
+                signer: signer.clone(),
+            })
+        };
+        if !handle.allow_transfer.allows(source, key_name.as_ref()) {
+            warn!(zone = %handle.name, %source, key = ?key_name.as_ref().map(ToString::to_string), "transfer not allowed by the zone's ACL; refused");
+            return Err(refuse_signed(ResponseCode::Refused));
+        }
+        let Some(zone) = handle.servable() else {
+            return Err(refuse_signed(ResponseCode::ServFail));
+        };
+        let plan = match query.query_type {
+            RecordType::IXFR => {
+                let client = xfr_out::client_soa(request);
+                let client_serial = client.and_then(|record| match &record.data {
+                    RData::SOA(soa) => Some(soa.serial),
+                    _ => None,
+                });
+                let journal = match (&self.store, client_serial) {
+                    (Some(store), Some(serial)) if serial != zone.serial() => {
+                        store.diffs_from(&handle.name, serial).unwrap_or_else(|error| {
+                            warn!(zone = %handle.name, %error, "cannot read the journal; answering AXFR-style");
+                            None
+                        })
+                    }
+                    _ => None,
+                };
+                xfr_out::plan_ixfr(&zone, client, journal)
+            }
+            _ => Plan::Full,
+        };
+        if transport == Transport::Udp {
+            // Transfers need a stream; an IXFR over UDP learns our serial and retries over TCP
+            // (RFC 1995 2), an AXFR over UDP is refused.
+            if query.query_type == RecordType::IXFR {
+                let mut answer = base_response(request, ResponseCode::NoError);
+                answer.metadata.authoritative = true;
+                answer.add_answer(zone.soa_record());
+                return Err(Box::new(TransferRefusal {
+                    message: answer,
+                    signer,
+                }));
+            }
+            return Err(refuse_signed(ResponseCode::Refused));
+        }
+        let Ok(permit) = self.transfers.clone().try_acquire_owned() else {
+            warn!(zone = %handle.name, %source, "too many transfers running (transfer.transfers_max); refused");
+            return Err(refuse_signed(ResponseCode::Refused));
+        };
+        info!(zone = %handle.name, %source, kind = plan.kind(), serial = zone.serial(), "serving transfer");
+        let mut echo = Query::query(query.name.clone(), query.query_type);
+        echo.query_class = query.query_class;
+        Ok(TransferJob {
+            zone,
+            plan,
+            id: request.metadata.id,
+            query: echo,
+            signer,
+            _permit: permit,
+        })
     }
 
     /// A FORMERR answer for a request whose header is readable but whose body is not.
@@ -318,6 +547,7 @@ impl Responder {
         }
         let query = &request.queries[0];
         match query.query_type {
+            // Transfers reach `transfer`; these are left-overs (several questions, NOTIFY-only).
             RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
             RecordType::OPT | RecordType::TSIG => return refuse(ResponseCode::FormErr),
             _ => {}
@@ -562,6 +792,8 @@ mod tests {
             zones,
             metrics: Arc::new(Metrics::new()),
             edns_payload_max: 1232,
+            store: None,
+            transfers: Arc::new(Semaphore::new(4)),
         }
     }
 
@@ -880,6 +1112,8 @@ mod tests {
             zones,
             metrics: Arc::new(Metrics::new()),
             edns_payload_max: 1232,
+            store: None,
+            transfers: Arc::new(Semaphore::new(4)),
         };
         let ds = ask(
             &responder,

@@ -148,7 +148,6 @@ impl<'a> Packer<'a> {
         }
         Some(message)
     }
-
 }
 
 /// The uncompressed size of a record: an upper bound of what it adds to a message.

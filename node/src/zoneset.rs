@@ -16,7 +16,7 @@ use hickory_proto::rr::Name;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::config::{ZoneConfig, ZoneSource};
+use crate::config::{TransferAcl, ZoneConfig, ZoneSource};
 use crate::tsig::TsigKey;
 use crate::zone::Zone;
 
@@ -67,6 +67,8 @@ pub struct ZoneHandle {
     pub notify_allow: Vec<IpAddr>,
     /// Keys that NOTIFY from a given address must be signed with.
     pub notify_keys: Vec<(IpAddr, Arc<TsigKey>)>,
+    /// Who may transfer this zone from us.
+    pub allow_transfer: TransferAcl,
     /// Woken by NOTIFY: the refresh task checks the primary at once. `Notify` keeps at most
     /// one pending wake-up, which coalesces a burst of NOTIFYs into one refresh.
     pub refresh_now: Notify,
@@ -92,6 +94,7 @@ impl ZoneHandle {
             name: config.name.clone(),
             notify_allow: config.notify_allow.clone(),
             notify_keys,
+            allow_transfer: config.allow_transfer.clone(),
             refresh_now: Notify::new(),
             notified_by: Mutex::new(None),
             data: ArcSwapOption::empty(),
