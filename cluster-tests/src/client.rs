@@ -14,7 +14,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::tsig::{self, TsigKey};
-use crate::util::{COMMAND_TIMEOUT, require_program, run_checked, run_command};
+use crate::util::{COMMAND_TIMEOUT, require_program, run_checked, run_unchecked};
 
 /// Largest number of messages `transfer_tcp` reads before giving up.
 const TRANSFER_MESSAGES_MAX: usize = 10_000;
@@ -153,13 +153,7 @@ pub fn exchange_udp(
 ) -> anyhow::Result<Message> {
     let bytes = message.to_vec().context("encoding the query")?;
     let response = exchange_udp_raw(server, &bytes, source, timeout)?;
-    ensure!(
-        response.metadata.id == message.metadata.id,
-        "response ID {} does not match query ID {}",
-        response.metadata.id,
-        message.metadata.id
-    );
-    Ok(response)
+    matching_response(message, response)
 }
 
 /// Sends raw bytes over UDP and returns the first response that parses and carries the query's
@@ -220,11 +214,17 @@ pub fn exchange_tcp(
     )?;
     let bytes = read_framed(&mut stream)?.context("connection closed before a response")?;
     let response = Message::from_vec(&bytes).context("decoding the TCP response")?;
+    matching_response(message, response)
+}
+
+/// `response` if it carries the ID of `query`, an error otherwise: whatever the transport, an
+/// answer to another query is never taken for the answer to this one.
+fn matching_response(query: &Message, response: Message) -> anyhow::Result<Message> {
     ensure!(
-        response.metadata.id == message.metadata.id,
+        response.metadata.id == query.metadata.id,
         "response ID {} does not match query ID {}",
         response.metadata.id,
-        message.metadata.id
+        query.metadata.id
     );
     Ok(response)
 }
@@ -401,10 +401,7 @@ pub fn dig(arguments: &[&str]) -> String {
 /// output followed by standard error). For checks of failures, such as a refused transfer.
 pub fn dig_unchecked(arguments: &[&str]) -> (bool, String) {
     let program = require_program("dig", "bind9-dnsutils");
-    let output = run_command(Command::new(program).args(arguments), COMMAND_TIMEOUT);
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    run_unchecked(Command::new(program).args(arguments), COMMAND_TIMEOUT)
 }
 
 /// Runs `dig @server -p port +time=2 +tries=2 ARGUMENTS...`.
@@ -414,6 +411,31 @@ pub fn dig_at(server: SocketAddr, arguments: &[&str]) -> String {
     let mut all = vec![at.as_str(), "-p", port.as_str(), "+time=2", "+tries=2"];
     all.extend_from_slice(arguments);
     dig(&all)
+}
+
+/// Runs `dig @server -p port +time=2 +tries=1 [-y KEY] ZONE AXFR` whatever its outcome and
+/// returns its standard output followed by its standard error, for checks of transfers that must
+/// fail as well as ones that must succeed (count the SOA records with `soa_lines`). One try only,
+/// so that a refused transfer is not asked again.
+pub fn dig_axfr(server: SocketAddr, zone: &str, key: Option<&TsigKey>) -> String {
+    let at = format!("@{}", server.ip());
+    let port = server.port().to_string();
+    let key_argument = key.map(TsigKey::dig_argument);
+    let mut arguments = vec![at.as_str(), "-p", port.as_str(), "+time=2", "+tries=1"];
+    if let Some(key_argument) = &key_argument {
+        arguments.extend(["-y", key_argument.as_str()]);
+    }
+    arguments.extend([zone, "AXFR"]);
+    dig_unchecked(&arguments).1
+}
+
+/// The number of SOA records in `dig` or `kdig` output with one record a line (comment lines
+/// are skipped): 2 for a complete AXFR, 0 for a refused one.
+pub fn soa_lines(output: &str) -> usize {
+    output
+        .lines()
+        .filter(|line| !line.starts_with(';') && line.split_whitespace().nth(3) == Some("SOA"))
+        .count()
 }
 
 /// Runs the real `kdig` with `arguments` and returns its standard output; panics if `kdig` is

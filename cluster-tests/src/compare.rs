@@ -29,53 +29,24 @@ pub fn compare(a: &Message, b: &Message) -> Result<(), String> {
     compare_named("a", a, "b", b)
 }
 
+/// The header fields two responses must agree on, each with how to read it as text.
+const HEADER_FIELDS: &[(&str, fn(&Message) -> String)] = &[
+    ("rcode", |message| message.metadata.response_code.to_string()),
+    ("AA", |message| message.metadata.authoritative.to_string()),
+    ("TC", |message| message.metadata.truncation.to_string()),
+    ("EDNS present", |message| message.edns.is_some().to_string()),
+    ("question", |message| format!("{:?}", message.queries)),
+];
+
 /// Compares two responses like `compare`, naming the servers in the diff.
 pub fn compare_named(a_name: &str, a: &Message, b_name: &str, b: &Message) -> Result<(), String> {
     let mut diff = String::new();
-    let header = |label: &str, left: String, right: String, diff: &mut String| {
+    for (label, field) in HEADER_FIELDS {
+        let (left, right) = (field(a), field(b));
         if left != right {
             let _ = writeln!(diff, "  {label}: {a_name}={left} {b_name}={right}");
         }
-    };
-    header(
-        "rcode",
-        a.metadata.response_code.to_string(),
-        b.metadata.response_code.to_string(),
-        &mut diff,
-    );
-    header(
-        "AA",
-        a.metadata.authoritative.to_string(),
-        b.metadata.authoritative.to_string(),
-        &mut diff,
-    );
-    header(
-        "TC",
-        a.metadata.truncation.to_string(),
-        b.metadata.truncation.to_string(),
-        &mut diff,
-    );
-    header(
-        "EDNS present",
-        a.edns.is_some().to_string(),
-        b.edns.is_some().to_string(),
-        &mut diff,
-    );
-    header(
-        "question",
-        format!("{:?}", a.queries),
-        format!("{:?}", b.queries),
-        &mut diff,
-    );
-    compare_section("answer", a_name, &a.answers, b_name, &b.answers, &mut diff);
-    compare_section(
-        "authority",
-        a_name,
-        &a.authorities,
-        b_name,
-        &b.authorities,
-        &mut diff,
-    );
+    }
     // Leniency, on purpose and only here: addresses of MX exchanges and SRV targets in the
     // additional section are optional (RFC 1034 section 4.3.2 step 6 and RFC 2782 say "may"),
     // and servers choose differently — Knot adds them, NSD with minimal responses does not.
@@ -84,14 +55,13 @@ pub fn compare_named(a_name: &str, a: &Message, b_name: &str, b: &Message) -> Re
     let optional = optional_additional_owners(a, b);
     let a_additional = without_one_sided(&a.additionals, &b.additionals, &optional);
     let b_additional = without_one_sided(&b.additionals, &a.additionals, &optional);
-    compare_section(
-        "additional",
-        a_name,
-        &a_additional,
-        b_name,
-        &b_additional,
-        &mut diff,
-    );
+    for (section, a_records, b_records) in [
+        ("answer", &a.answers[..], &b.answers[..]),
+        ("authority", &a.authorities[..], &b.authorities[..]),
+        ("additional", &a_additional[..], &b_additional[..]),
+    ] {
+        compare_section(section, a_name, a_records, b_name, b_records, &mut diff);
+    }
     if diff.is_empty() { Ok(()) } else { Err(diff) }
 }
 
@@ -143,16 +113,6 @@ fn compare_section(
 ) {
     let a_set = record_set(a);
     let b_set = record_set(b);
-    let only_a: Vec<&String> = a_set
-        .iter()
-        .filter(|(key, _)| !b_set.contains_key(*key))
-        .map(|(_, text)| text)
-        .collect();
-    let only_b: Vec<&String> = b_set
-        .iter()
-        .filter(|(key, _)| !a_set.contains_key(*key))
-        .map(|(_, text)| text)
-        .collect();
     if a.len() != a_set.len() || b.len() != b_set.len() {
         let _ = writeln!(
             diff,
@@ -164,11 +124,10 @@ fn compare_section(
             b_set.len()
         );
     }
-    for text in only_a {
-        let _ = writeln!(diff, "  {section}: only {a_name}: {text}");
-    }
-    for text in only_b {
-        let _ = writeln!(diff, "  {section}: only {b_name}: {text}");
+    for (name, set, other) in [(a_name, &a_set, &b_set), (b_name, &b_set, &a_set)] {
+        for (_, text) in set.iter().filter(|(key, _)| !other.contains_key(*key)) {
+            let _ = writeln!(diff, "  {section}: only {name}: {text}");
+        }
     }
 }
 

@@ -458,6 +458,21 @@ mod tests {
         )
     }
 
+    /// Sends `responder` a request for `rtype` signed with `key`; returns the first message of
+    /// the reply and the request's MAC, which signs (and verifies) that reply.
+    fn signed_answer(
+        responder: &Responder,
+        key: &TsigKey,
+        rtype: RecordType,
+        tcp: bool,
+    ) -> (Message, Vec<u8>) {
+        let mut request = build_query("example.test", rtype, &QueryOptions::no_edns());
+        let request_mac = tsig::sign(&mut request, key, None);
+        let reply = responder.respond(&request.to_vec().expect("encodes"), tcp);
+        let received = Message::from_vec(&reply.messages[0]).expect("decodes");
+        (received, request_mac)
+    }
+
     fn soa_count(message: &Message) -> usize {
         message
             .answers
@@ -505,10 +520,7 @@ mod tests {
     fn wrong_tsig_signs_with_another_secret() {
         let key = TsigKey::generate("xfr-key", "hmac-sha256");
         let responder = Responder::new("example.test", 7, Mode::WrongTsig, Some(key.clone()));
-        let mut request = build_query("example.test", RecordType::AXFR, &QueryOptions::no_edns());
-        let request_mac = tsig::sign(&mut request, &key, None);
-        let reply = responder.respond(&request.to_vec().expect("encodes"), true);
-        let received = Message::from_vec(&reply.messages[0]).expect("decodes");
+        let (received, request_mac) = signed_answer(&responder, &key, RecordType::AXFR, true);
         let received_mac = tsig::message_mac(&received).expect("signed");
 
         // Re-signing the same response reproduces the MAC with the wrong key only.
@@ -529,10 +541,7 @@ mod tests {
     fn wrong_tsig_mode_signs_soa_answers_with_the_right_key() {
         let key = TsigKey::generate("xfr-key", "hmac-sha256");
         let responder = Responder::new("example.test", 7, Mode::WrongTsig, Some(key.clone()));
-        let mut request = build_query("example.test", RecordType::SOA, &QueryOptions::no_edns());
-        let request_mac = tsig::sign(&mut request, &key, None);
-        let reply = responder.respond(&request.to_vec().expect("encodes"), false);
-        let received = Message::from_vec(&reply.messages[0]).expect("decodes");
+        let (received, request_mac) = signed_answer(&responder, &key, RecordType::SOA, false);
         let tsig = tsig::message_tsig(&received).expect("signed");
         let mut resigned = received.clone();
         let right_mac = tsig::sign_at(&mut resigned, &key, Some(&request_mac), tsig.time);

@@ -15,12 +15,14 @@
 //! - Child processes are killed when their handle is dropped, also when a test panics.
 
 pub mod bind;
+pub mod check;
 pub mod client;
 pub mod compare;
 pub mod hostile;
 pub mod knot;
 pub mod nsd;
 pub mod process;
+pub mod reference;
 pub mod tsig;
 pub mod util;
 pub mod zonecast;

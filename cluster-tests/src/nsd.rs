@@ -5,39 +5,28 @@
 //! (`rrl-ratelimit: 0`) so a burst of test queries is never dropped, and `database: ""` keeps NSD
 //! from writing anything besides its own files. `minimal-responses: yes` makes NSD leave the apex
 //! NS RRset out of the authority section of positive answers, as Knot and zonecast do (both are
-//! valid; RFC 1034 leaves it to the server), so answers can be compared exactly. Dropping an
-//! `Nsd` kills the daemon.
+//! valid; RFC 1034 leaves it to the server), so answers can be compared exactly. Starting, waiting
+//! and stopping are shared with Knot in `reference`; this module only says how NSD is configured.
+//! Dropping an `Nsd` kills the daemon.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::Command;
-use std::time::Duration;
-
-use tempfile::TempDir;
-
-use crate::client::soa_serial;
-use crate::process::Daemon;
-use crate::util::{free_port, require_program, temp_dir, write_file};
-
-/// How long NSD may take to load its zones and answer.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::reference::{ReferenceProgram, ReferenceServer};
 
 /// A running NSD.
-#[derive(Debug)]
-pub struct Nsd {
-    // Field order matters for Drop: the daemon dies before its directory is removed.
-    daemon: Daemon,
-    dir: TempDir,
-    port: u16,
-}
+pub type Nsd = ReferenceServer<NsdDns>;
 
-impl Nsd {
-    /// Starts NSD serving each `(zone name, master-file text)` and waits until every zone
-    /// answers its SOA.
-    pub fn start(zones: &[(&str, &str)]) -> Nsd {
-        let nsd = require_program("nsd", "nsd");
-        let dir = temp_dir("nsd");
-        let port = free_port();
-        let path = dir.path().display().to_string();
+/// How NSD is found, configured and started.
+#[derive(Debug)]
+pub enum NsdDns {}
+
+impl ReferenceProgram for NsdDns {
+    const PROGRAM: &'static str = "nsd";
+    const PACKAGE: &'static str = "nsd";
+    const NAME: &'static str = "nsd";
+    const DIRECTORIES: &'static [&'static str] = &[];
+    /// `-d`: stay in the foreground, so the harness owns the process.
+    const ARGUMENTS: &'static [&'static str] = &["-d", "-c"];
+
+    fn config(dir: &str, port: u16, zones: &[&str]) -> String {
         let mut config = format!(
             r#"server:
     ip-address: 127.0.0.1@{port}
@@ -45,11 +34,11 @@ impl Nsd {
     do-ip4: yes
     do-ip6: no
     database: ""
-    zonesdir: "{path}"
-    pidfile: "{path}/nsd.pid"
-    xfrdfile: "{path}/xfrd.state"
-    xfrdir: "{path}"
-    zonelistfile: "{path}/zone.list"
+    zonesdir: "{dir}"
+    pidfile: "{dir}/nsd.pid"
+    xfrdfile: "{dir}/xfrd.state"
+    xfrdir: "{dir}"
+    zonelistfile: "{dir}/zone.list"
     username: ""
     chroot: ""
     server-count: 1
@@ -60,41 +49,11 @@ remote-control:
     control-enable: no
 "#
         );
-        for (name, text) in zones {
-            let name = name.trim_end_matches('.');
-            write_file(&dir.path().join(format!("{name}.zone")), text);
+        for name in zones {
             config.push_str(&format!(
                 "zone:\n    name: \"{name}\"\n    zonefile: \"{name}.zone\"\n"
             ));
         }
-        let config_path = dir.path().join("nsd.conf");
-        write_file(&config_path, config);
-        let mut command = Command::new(nsd);
-        command.arg("-d").arg("-c").arg(&config_path);
-        let mut daemon = Daemon::spawn("nsd", &mut command, &dir.path().join("nsd.log"));
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        for (name, _) in zones {
-            daemon.wait_ready(
-                &format!("answer the SOA of {name} on {addr}"),
-                START_TIMEOUT,
-                || soa_serial(addr, name, Duration::from_millis(500)).is_ok(),
-            );
-        }
-        Nsd { daemon, dir, port }
-    }
-
-    /// The DNS address (UDP and TCP).
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
-    }
-
-    /// The working directory.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The last `lines` lines of NSD's log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        self.daemon.log_tail(lines)
+        config
     }
 }

@@ -192,6 +192,15 @@ pub fn run_checked(command: &mut Command, timeout: Duration) -> String {
     stdout
 }
 
+/// Runs `command` like `run_command`, whatever its exit status; returns (success, standard output
+/// followed by standard error). For checks of commands that are expected to fail.
+pub fn run_unchecked(command: &mut Command, timeout: Duration) -> (bool, String) {
+    let output = run_command(command, timeout);
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
 /// A shell-like rendering of a command for error messages.
 pub fn describe(command: &Command) -> String {
     let mut text = command.get_program().to_string_lossy().into_owned();

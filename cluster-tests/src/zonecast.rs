@@ -434,6 +434,20 @@ impl Zonecast {
         }
     }
 
+    /// Like `wait_for_serial`, but the time limit counts from `start`: an instant taken before
+    /// the change was made on the primary, so that the primary's own work (an update, a reload,
+    /// its NOTIFY) is inside `limit`. Returns the time from `start` until the serial was served.
+    pub fn wait_for_serial_since(
+        &self,
+        zone: &str,
+        serial: u32,
+        start: Instant,
+        limit: Duration,
+    ) -> Duration {
+        self.wait_for_serial(zone, serial, limit.saturating_sub(start.elapsed()));
+        start.elapsed()
+    }
+
     /// Polls `/status` until `predicate` holds for `zone`'s entry; returns that entry. Panics
     /// after `timeout` naming `what` and showing the last entry.
     pub fn wait_for_zone_status(

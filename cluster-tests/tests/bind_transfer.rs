@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use cluster_tests::client::{QueryOptions, transfer_tcp};
+use cluster_tests::check::assert_rcode;
+use cluster_tests::client::transfer_tcp;
 use cluster_tests::compare::message_text;
 use cluster_tests::zones::{rich_zone, simple_zone};
-use cluster_tests::{Bind, BindZone, Zonecast, ZonecastConfig, dig_at, free_port, query_udp};
+use cluster_tests::{Bind, BindZone, Zonecast, ZonecastConfig, dig_at, free_port};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -68,6 +69,21 @@ fn zone_record_count(bind: &Bind) -> u64 {
     u64::try_from(records - 1).expect("small")
 }
 
+/// Asserts that the node's last transfer of the zone was an IXFR, in `/status` and in the
+/// metrics: how a change on the primary must arrive.
+fn assert_last_transfer_was_ixfr(node: &Zonecast) {
+    let status = node.zone_status(ZONE);
+    assert_eq!(status["last_transfer"], "ixfr", "{status}");
+    assert!(
+        node.metric_sum(
+            "zonecast_transfers_total",
+            &[("kind", "ixfr"), ("outcome", "success")]
+        ) >= 1.0,
+        "{}",
+        node.metrics()
+    );
+}
+
 #[test]
 fn axfr_from_bind_serves_every_record_type() {
     let bind = Bind::start(vec![BindZone::new(ZONE, rich_zone(1))]);
@@ -86,14 +102,8 @@ fn axfr_from_bind_serves_every_record_type() {
     }
 
     // The delegation: a referral with the NS RRset in authority and glue, without AA.
-    let referral = query_udp(
-        node.addr(),
-        "host.sub.example.test",
-        RecordType::A,
-        &QueryOptions::default(),
-    )
-    .expect("referral answered");
-    assert_eq!(referral.metadata.response_code, ResponseCode::NoError);
+    let referral = node.query("host.sub.example.test", RecordType::A);
+    assert_rcode(&referral, ResponseCode::NoError, "the referral");
     assert!(
         !referral.metadata.authoritative,
         "{}",
@@ -121,12 +131,7 @@ fn axfr_from_bind_serves_every_record_type() {
 
     // The empty non-terminal exists (NODATA, not NXDOMAIN), and answers are authoritative.
     let ent = node.query("ent.example.test", RecordType::A);
-    assert_eq!(
-        ent.metadata.response_code,
-        ResponseCode::NoError,
-        "{}",
-        message_text(&ent)
-    );
+    assert_rcode(&ent, ResponseCode::NoError, "the empty non-terminal");
     assert!(ent.metadata.authoritative);
     assert!(ent.answers.is_empty());
 
@@ -157,35 +162,14 @@ fn dynamic_update_reaches_the_node_by_notify_and_ixfr_within_2s() {
     let start = Instant::now();
     bind.nsupdate(ZONE, &["update add added.example.test. 300 A 192.0.2.123"]);
     let serial = bind.serial(ZONE);
-    node.wait_for_serial(
-        ZONE,
-        serial,
-        PROPAGATION_MAX.saturating_sub(start.elapsed()),
-    );
-    eprintln!(
-        "dynamic update served by the node {:?} after nsupdate started",
-        start.elapsed()
-    );
+    let took = node.wait_for_serial_since(ZONE, serial, start, PROPAGATION_MAX);
+    eprintln!("dynamic update served by the node {took:?} after nsupdate started");
 
     let answer = node.query("added.example.test", RecordType::A);
-    assert_eq!(
-        answer.metadata.response_code,
-        ResponseCode::NoError,
-        "{}",
-        message_text(&answer)
-    );
+    assert_rcode(&answer, ResponseCode::NoError, "the added name");
     assert_eq!(answer.answers.len(), 1, "{}", message_text(&answer));
 
-    let status = node.zone_status(ZONE);
-    assert_eq!(status["last_transfer"], "ixfr", "{status}");
-    assert!(
-        node.metric_sum(
-            "zonecast_transfers_total",
-            &[("kind", "ixfr"), ("outcome", "success")]
-        ) >= 1.0,
-        "{}",
-        node.metrics()
-    );
+    assert_last_transfer_was_ixfr(&node);
     assert_eq!(
         node.metric_sum("zonecast_transfers_total", &[("kind", "axfr")]),
         axfr_before,
@@ -214,11 +198,8 @@ fn zone_file_edit_and_rndc_reload_reach_the_node_by_ixfr_within_2s() {
     // Measured from before the file is written, so the 2 s include BIND's reload.
     let start = Instant::now();
     bind.replace_zone(ZONE, &edited);
-    node.wait_for_serial(ZONE, 2, PROPAGATION_MAX.saturating_sub(start.elapsed()));
-    eprintln!(
-        "zone file edit served by the node {:?} after the edit",
-        start.elapsed()
-    );
+    let took = node.wait_for_serial_since(ZONE, 2, start, PROPAGATION_MAX);
+    eprintln!("zone file edit served by the node {took:?} after the edit");
 
     let answer = node.query("www.example.test", RecordType::A);
     assert_eq!(
@@ -231,14 +212,5 @@ fn zone_file_edit_and_rndc_reload_reach_the_node_by_ixfr_within_2s() {
         "{}",
         message_text(&answer)
     );
-    let status = node.zone_status(ZONE);
-    assert_eq!(status["last_transfer"], "ixfr", "{status}");
-    assert!(
-        node.metric_sum(
-            "zonecast_transfers_total",
-            &[("kind", "ixfr"), ("outcome", "success")]
-        ) >= 1.0,
-        "{}",
-        node.metrics()
-    );
+    assert_last_transfer_was_ixfr(&node);
 }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use cluster_tests::util::{COMMAND_TIMEOUT, run_command, write_file};
+use cluster_tests::util::{COMMAND_TIMEOUT, run_unchecked, write_file};
 use cluster_tests::zonecast::zonecast_binary;
 use cluster_tests::zones::simple_zone;
 use cluster_tests::{Bind, BindZone, Zonecast, ZonecastConfig, free_port, temp_dir};
@@ -15,13 +15,10 @@ const ZONE: &str = "example.test";
 
 /// Runs `zonecast ARGUMENTS...`; returns (success, stdout followed by stderr).
 fn zonecast(arguments: &[&str]) -> (bool, String) {
-    let output = run_command(
+    run_unchecked(
         Command::new(zonecast_binary()).args(arguments),
         COMMAND_TIMEOUT,
-    );
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
+    )
 }
 
 #[test]

@@ -7,19 +7,21 @@
 
 use std::time::Duration;
 
-use cluster_tests::client::{QueryOptions, build_query, dig_unchecked, exchange_tcp};
+use cluster_tests::client::{QueryOptions, build_query, dig_axfr, exchange_tcp, soa_lines};
 use cluster_tests::compare::message_text;
 use cluster_tests::zones::{rich_zone, simple_zone};
 use cluster_tests::{Bind, BindZone, TsigKey, dig_at, tsig};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-/// Number of SOA records in `dig` output (one record per line).
-fn soa_lines(output: &str) -> usize {
-    output
-        .lines()
-        .filter(|line| !line.starts_with(';') && line.split_whitespace().nth(3) == Some("SOA"))
-        .count()
+/// Asserts that BIND answers an IXFR of `zone` from `serial` incrementally (more than the two
+/// SOAs of an AXFR-style answer: current, old, new, changes, current) and that the answer
+/// contains `changed`.
+fn assert_incremental_ixfr(bind: &Bind, zone: &str, serial: u32, changed: &str) {
+    let request = format!("IXFR={serial}");
+    let ixfr = dig_at(bind.addr(), &["+nocmd", "+nostats", zone, &request]);
+    assert!(ixfr.contains(changed), "{ixfr}");
+    assert!(soa_lines(&ixfr) >= 3, "IXFR was not incremental:\n{ixfr}");
 }
 
 #[test]
@@ -40,34 +42,19 @@ fn bind_applies_updates_and_edits_as_incremental_transfers() {
         &["update add added.example.test. 300 A 192.0.2.123"],
     );
     assert_eq!(bind.serial("example.test"), 2);
-    let ixfr = dig_at(
-        bind.addr(),
-        &["+nocmd", "+nostats", "example.test", "IXFR=1"],
-    );
-    assert!(ixfr.contains("192.0.2.123"), "{ixfr}");
-    assert!(soa_lines(&ixfr) >= 3, "IXFR was not incremental:\n{ixfr}");
+    assert_incremental_ixfr(&bind, "example.test", 1, "192.0.2.123");
 
     // File edit of the dynamic zone (freeze, write, thaw) to serial 10.
     let edited = rich_zone(10).replace("www A 192.0.2.80", "www A 192.0.2.81");
     bind.replace_zone("example.test", &edited);
     assert_eq!(bind.serial("example.test"), 10);
-    let ixfr = dig_at(
-        bind.addr(),
-        &["+nocmd", "+nostats", "example.test", "IXFR=2"],
-    );
-    assert!(ixfr.contains("192.0.2.81"), "{ixfr}");
-    assert!(soa_lines(&ixfr) >= 3, "IXFR was not incremental:\n{ixfr}");
+    assert_incremental_ixfr(&bind, "example.test", 2, "192.0.2.81");
 
     // File edit of the static zone and `rndc reload`.
     let edited = simple_zone("static.test", 2, 3600, 600, 86_400) + "new A 192.0.2.9\n";
     bind.replace_zone("static.test", &edited);
     assert_eq!(bind.serial("static.test"), 2);
-    let ixfr = dig_at(
-        bind.addr(),
-        &["+nocmd", "+nostats", "static.test", "IXFR=1"],
-    );
-    assert!(ixfr.contains("192.0.2.9"), "{ixfr}");
-    assert!(soa_lines(&ixfr) >= 3, "IXFR was not incremental:\n{ixfr}");
+    assert_incremental_ixfr(&bind, "static.test", 1, "192.0.2.9");
 }
 
 #[test]
@@ -77,23 +64,14 @@ fn bind_enforces_tsig_on_transfers_for_each_algorithm() {
         let mut bind = Bind::start(vec![
             BindZone::new("example.test", rich_zone(1)).transfer_key(key.clone()),
         ]);
-        let at = format!("@{}", bind.addr().ip());
-        let port = bind.port().to_string();
-        let base = [at.as_str(), "-p", port.as_str(), "+time=2", "+tries=1"];
-
-        let with_key = key.dig_argument();
-        let mut arguments = base.to_vec();
-        arguments.extend(["-y", with_key.as_str(), "example.test", "AXFR"]);
-        let (_, output) = dig_unchecked(&arguments);
+        let output = dig_axfr(bind.addr(), "example.test", Some(&key));
         assert_eq!(
             soa_lines(&output),
             2,
             "{algorithm}: signed AXFR failed:\n{output}"
         );
 
-        let mut arguments = base.to_vec();
-        arguments.extend(["example.test", "AXFR"]);
-        let (_, output) = dig_unchecked(&arguments);
+        let output = dig_axfr(bind.addr(), "example.test", None);
         assert_eq!(
             soa_lines(&output),
             0,
@@ -101,10 +79,7 @@ fn bind_enforces_tsig_on_transfers_for_each_algorithm() {
         );
         assert!(output.contains("Transfer failed"), "{output}");
 
-        let wrong = key.with_other_secret().dig_argument();
-        let mut arguments = base.to_vec();
-        arguments.extend(["-y", wrong.as_str(), "example.test", "AXFR"]);
-        let (_, output) = dig_unchecked(&arguments);
+        let output = dig_axfr(bind.addr(), "example.test", Some(&key.with_other_secret()));
         assert_eq!(
             soa_lines(&output),
             0,
@@ -114,18 +89,13 @@ fn bind_enforces_tsig_on_transfers_for_each_algorithm() {
         // A key change on the primary takes effect with `rndc reconfig`.
         let new_key = key.with_other_secret();
         bind.set_transfer_key("example.test", Some(new_key.clone()));
-        let mut arguments = base.to_vec();
-        arguments.extend(["-y", with_key.as_str(), "example.test", "AXFR"]);
-        let (_, output) = dig_unchecked(&arguments);
+        let output = dig_axfr(bind.addr(), "example.test", Some(&key));
         assert_eq!(
             soa_lines(&output),
             0,
             "{algorithm}: old key still allowed:\n{output}"
         );
-        let new_argument = new_key.dig_argument();
-        let mut arguments = base.to_vec();
-        arguments.extend(["-y", new_argument.as_str(), "example.test", "AXFR"]);
-        let (_, output) = dig_unchecked(&arguments);
+        let output = dig_axfr(bind.addr(), "example.test", Some(&new_key));
         assert_eq!(
             soa_lines(&output),
             2,

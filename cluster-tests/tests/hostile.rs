@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use cluster_tests::client::dig_unchecked;
-use cluster_tests::compare::message_text;
+use cluster_tests::check::{assert_rcode, assert_soa_serial};
+use cluster_tests::client::{dig_axfr, soa_lines};
 use cluster_tests::util::contains_ignore_case;
 use cluster_tests::{HostilePrimary, Mode, TsigKey, Zonecast, ZonecastConfig, dig_at, kdig};
 use hickory_proto::op::ResponseCode;
@@ -17,14 +17,6 @@ use hickory_proto::rr::RecordType;
 const ZONE: &str = "example.test";
 /// How long a load or a failed attempt may take (the double's SOA refresh is 2 s).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Number of SOA records in `dig`/`kdig` output.
-fn soa_lines(output: &str) -> usize {
-    output
-        .lines()
-        .filter(|line| !line.starts_with(';') && line.split_whitespace().nth(3) == Some("SOA"))
-        .count()
-}
 
 /// Loads serial 1 from a good hostile primary, switches it to `mode` at serial 2, and checks the
 /// node rejects the transfer with an error containing one of `reasons`.
@@ -53,19 +45,9 @@ fn rejected_transfer(mode: Mode, reasons: &[&str]) {
     );
     assert_eq!(status["serial"], 1, "{mode:?}: {status}");
     let soa = node.query(ZONE, RecordType::SOA);
-    assert_eq!(
-        cluster_tests::client::answer_serial(&soa),
-        Some(1),
-        "{}",
-        message_text(&soa)
-    );
+    assert_soa_serial(&soa, 1, &format!("{mode:?}: the old serial"));
     let www = node.query("www.example.test", RecordType::A);
-    assert_eq!(
-        www.metadata.response_code,
-        ResponseCode::NoError,
-        "{}",
-        message_text(&www)
-    );
+    assert_rcode(&www, ResponseCode::NoError, &format!("{mode:?}: the old data"));
     let counted =
         cluster_tests::util::poll(Duration::from_secs(3), Duration::from_millis(100), || {
             let failures = node.metric_sum("zonecast_transfers_total", &[("outcome", "failure")]);
@@ -78,12 +60,7 @@ fn rejected_transfer(mode: Mode, reasons: &[&str]) {
     );
     if mode == Mode::RecordOutsideZone {
         let foreign = node.query("www.victim.test", RecordType::A);
-        assert_eq!(
-            foreign.metadata.response_code,
-            ResponseCode::Refused,
-            "{}",
-            message_text(&foreign)
-        );
+        assert_rcode(&foreign, ResponseCode::Refused, "the out-of-zone owner");
     }
 
     // A good transfer afterwards still loads.
@@ -139,36 +116,17 @@ fn hostile_primary_good_mode_is_a_valid_signed_transfer_for_dig_and_kdig() {
 fn hostile_primary_broken_modes_look_broken_to_dig() {
     let key = TsigKey::generate("xfr-key", "hmac-sha256");
     let primary = HostilePrimary::start(ZONE, 5, Mode::MissingFinalSoa, None);
-    let at = format!("@{}", primary.addr().ip());
-    let port = primary.addr().port().to_string();
-    let base = [at.as_str(), "-p", port.as_str(), "+time=2", "+tries=1"];
-
-    let mut arguments = base.to_vec();
-    arguments.extend([ZONE, "AXFR"]);
-    let (_, output) = dig_unchecked(&arguments);
+    let output = dig_axfr(primary.addr(), ZONE, None);
     assert_eq!(soa_lines(&output), 1, "{output}");
 
     primary.set_mode(Mode::RecordOutsideZone);
-    let (_, output) = dig_unchecked(&arguments);
+    let output = dig_axfr(primary.addr(), ZONE, None);
     assert_eq!(soa_lines(&output), 2, "{output}");
     assert!(output.contains("www.victim.test."), "{output}");
 
     drop(primary);
     let primary = HostilePrimary::start(ZONE, 5, Mode::WrongTsig, Some(key.clone()));
-    let at = format!("@{}", primary.addr().ip());
-    let port = primary.addr().port().to_string();
-    let key_argument = key.dig_argument();
-    let (_, output) = dig_unchecked(&[
-        at.as_str(),
-        "-p",
-        port.as_str(),
-        "+time=2",
-        "+tries=1",
-        "-y",
-        key_argument.as_str(),
-        ZONE,
-        "AXFR",
-    ]);
+    let output = dig_axfr(primary.addr(), ZONE, Some(&key));
     assert!(
         contains_ignore_case(&output, "tsig verify failure")
             || contains_ignore_case(&output, "couldn't verify"),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cluster_tests::compare::message_text;
+use cluster_tests::check::{assert_rcode, assert_soa_serial};
 use cluster_tests::util::contains_ignore_case;
 use cluster_tests::zones::simple_zone;
 use cluster_tests::{Bind, BindZone, TsigKey, Zonecast, ZonecastConfig, free_port};
@@ -60,12 +60,8 @@ fn tsig_scenario(algorithm: &str) {
     assert_ne!(status["state"], "fresh", "{algorithm}: {status}");
     for (name, rtype) in [(ZONE, RecordType::SOA), ("www.example.test", RecordType::A)] {
         let answer = stranger.query(name, rtype);
-        assert_eq!(
-            answer.metadata.response_code,
-            ResponseCode::ServFail,
-            "{algorithm}: {name} {rtype} from a node that never loaded:\n{}",
-            message_text(&answer)
-        );
+        let context = format!("{algorithm}: {name} {rtype} from a node that never loaded");
+        assert_rcode(&answer, ResponseCode::ServFail, &context);
     }
 
     // The key changes on the primary, then the zone changes: the loaded node's next refresh
@@ -80,18 +76,12 @@ fn tsig_scenario(algorithm: &str) {
     );
     assert_eq!(status["serial"], 1, "{algorithm}: {status}");
     let soa = node.query(ZONE, RecordType::SOA);
-    assert_eq!(
-        cluster_tests::client::answer_serial(&soa),
-        Some(1),
-        "{}",
-        message_text(&soa)
-    );
+    assert_soa_serial(&soa, 1, &format!("{algorithm}: the old serial"));
     let added = node.query("added.example.test", RecordType::A);
-    assert_eq!(
-        added.metadata.response_code,
+    assert_rcode(
+        &added,
         ResponseCode::NXDomain,
-        "{}",
-        message_text(&added)
+        &format!("{algorithm}: the name added after the key change"),
     );
 }
 
