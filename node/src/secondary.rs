@@ -245,15 +245,16 @@ impl PrimaryTask {
         let key = primary.tsig_key.as_deref();
         let limits = self.transfer_limits();
         let current = self.handle.data();
-        let serial =
-            match transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout).await
-            {
-                Ok(serial) => serial,
-                Err(error) => {
-                    self.context.metrics.transfer("soa", false);
-                    return Err(format!("SOA query: {error}"));
-                }
-            };
+        let soa = match transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout)
+            .await
+        {
+            Ok(soa) => soa,
+            Err(error) => {
+                self.context.metrics.transfer("soa", false);
+                return Err(format!("SOA query: {error}"));
+            }
+        };
+        let serial = soa.serial;
         let mut new_zone: Option<(Zone, &'static str)> = None;
         match &current {
             Some(zone) if !serial::is_newer(serial, zone.serial()) => {
@@ -308,7 +309,8 @@ impl PrimaryTask {
             }
             None => new_zone = Some((self.axfr(primary, limits).await?, "axfr")),
         }
-        self.commit(new_zone, primary.address.to_string()).await
+        self.commit(new_zone, primary.address.to_string(), soa.expire)
+            .await
     }
 
     async fn axfr(&self, primary: &Primary, limits: TransferLimits) -> Result<Zone, String> {
@@ -381,14 +383,20 @@ impl PrimaryTask {
         &mut self,
         new_zone: Option<(Zone, &'static str)>,
         source: String,
+        source_expire: Option<u32>,
     ) -> Result<(), String> {
         let now = SystemTime::now();
         let zone_name = self.handle.name.clone();
-        let timers = match (&new_zone, self.handle.data()) {
+        let mut timers = match (&new_zone, self.handle.data()) {
             (Some((zone, _)), _) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
             (None, Some(zone)) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
             (None, None) => return Err("no data after a successful check".into()),
         };
+        // A source that is itself a secondary said how long its copy stays valid (RFC 7314):
+        // ours must not outlive it.
+        if let Some(seconds) = source_expire {
+            timers.expire = timers.expire.min(Duration::from_secs(u64::from(seconds)));
+        }
         let deadline = expire_deadline(timers, now);
         let mut meta = self.meta.clone();
         meta.last_attempt = Some(to_unix(now));

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -104,6 +105,8 @@ pub struct TransferJob {
     id: u16,
     query: Query,
     signer: Option<Signer>,
+    /// The OPT record of the first message (echoing the request's EDNS, with EXPIRE).
+    edns: Option<Edns>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -310,7 +313,11 @@ async fn stream_transfer(
     );
     let mut prior_mac = job.signer.as_ref().map(|(_, mac)| mac.clone());
     let (mut messages, mut bytes) = (0u64, 0u64);
-    while let Some(message) = packer.next_message() {
+    let mut edns = job.edns.clone();
+    while let Some(mut message) = packer.next_message() {
+        if let Some(edns) = edns.take() {
+            message.set_edns(edns);
+        }
         let mut wire = message.to_vec().map_err(std::io::Error::other)?;
         if let (Some((key, _)), Some(prior)) = (&job.signer, &prior_mac) {
             let mac = tsig::sign_response(&mut wire, key, unix_now(), prior, messages == 0)
@@ -516,12 +523,21 @@ impl Responder {
         info!(zone = %handle.name, %source, kind = plan.kind(), serial = zone.serial(), "serving transfer");
         let mut echo = Query::query(query.name.clone(), query.query_type);
         echo.query_class = query.query_class;
+        let edns = request.edns.as_ref().map(|_| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(self.edns_payload_max);
+            if let Some(expire) = self.expire_option(request) {
+                edns.options_mut().insert(expire);
+            }
+            edns
+        });
         Ok(TransferJob {
             zone,
             plan,
             id: request.metadata.id,
             query: echo,
             signer,
+            edns,
             _permit: permit,
         })
     }
@@ -660,6 +676,9 @@ impl Responder {
             reply.set_max_payload(self.edns_payload_max);
             reply.set_version(0);
             reply.set_dnssec_ok(edns.flags().dnssec_ok);
+            if let Some(expire) = self.expire_option(request) {
+                reply.options_mut().insert(expire);
+            }
             answer.edns = Some(reply);
         }
         let limit = match (transport, &request.edns) {
@@ -685,6 +704,28 @@ impl Responder {
         answer.authorities.clear();
         answer.additionals.clear();
         answer.to_vec().ok()
+    }
+
+    /// The EDNS EXPIRE option (RFC 7314) for an SOA, AXFR or IXFR request that asked for it:
+    /// the seconds left before our copy expires, which a secondary copying from us inherits.
+    fn expire_option(&self, request: &Message) -> Option<EdnsOption> {
+        request.edns.as_ref()?.option(EdnsCode::Expire)?;
+        let query = request
+            .queries
+            .first()
+            .filter(|_| request.queries.len() == 1)?;
+        if !matches!(
+            query.query_type,
+            RecordType::SOA | RecordType::AXFR | RecordType::IXFR
+        ) {
+            return None;
+        }
+        let handle = self.zones.get(&query.name)?;
+        let remaining = handle.expire_remaining(unix_now())?;
+        Some(EdnsOption::Unknown(
+            u16::from(EdnsCode::Expire),
+            remaining.to_be_bytes().to_vec(),
+        ))
     }
 
     fn count(&self, rcode: ResponseCode, qtype: Option<RecordType>) {

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::info;
@@ -83,6 +84,15 @@ pub struct TransferLimits {
     pub query_timeout: Duration,
 }
 
+/// What an SOA query learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoaAnswer {
+    /// The server's serial.
+    pub serial: u32,
+    /// The EDNS EXPIRE value (RFC 7314), when the server sent one: seconds its copy stays valid.
+    pub expire: Option<u32>,
+}
+
 /// Asks `server` for the zone's SOA serial: UDP first, TCP when the answer is truncated or UDP
 /// gets no answer.
 pub async fn query_soa(
@@ -90,7 +100,7 @@ pub async fn query_soa(
     zone: &Name,
     key: Option<&TsigKey>,
     timeout: Duration,
-) -> Result<u32, TransferError> {
+) -> Result<SoaAnswer, TransferError> {
     let SignedRequest {
         wire: request,
         mac: request_mac,
@@ -179,7 +189,7 @@ pub async fn query_soa(
             "answer ID does not match the query".into(),
         ));
     }
-    message
+    let serial = message
         .answers
         .iter()
         .find_map(|record| match &record.data {
@@ -188,7 +198,17 @@ pub async fn query_soa(
         })
         .ok_or(TransferError::NoSoa {
             rcode: message.metadata.response_code,
+        })?;
+    let expire = message
+        .edns
+        .as_ref()
+        .and_then(|edns| edns.option(EdnsCode::Expire))
+        .and_then(|option| match option {
+            EdnsOption::Unknown(_, data) => <[u8; 4]>::try_from(data.as_slice()).ok(),
+            _ => None,
         })
+        .map(u32::from_be_bytes);
+    Ok(SoaAnswer { serial, expire })
 }
 
 /// Runs one AXFR or IXFR over TCP and returns its interpreted outcome. For IXFR,
@@ -324,6 +344,13 @@ fn build_request(
     if let Some(record) = authority {
         message.add_authority(record);
     }
+    // Ask for EDNS EXPIRE (RFC 7314): a source that is itself a secondary tells how long its
+    // copy stays valid, and ours must not outlive it.
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    edns.options_mut()
+        .insert(EdnsOption::Unknown(u16::from(EdnsCode::Expire), Vec::new()));
+    message.set_edns(edns);
     let mut wire = message.to_vec().map_err(|error| {
         TransferError::Malformed(format!("cannot encode our own query: {error}"))
     })?;

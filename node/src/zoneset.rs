@@ -69,6 +69,9 @@ pub struct ZoneHandle {
     pub notify_keys: Vec<(IpAddr, Arc<TsigKey>)>,
     /// Who may transfer this zone from us.
     pub allow_transfer: TransferAcl,
+    /// True for a zone read from a local file: this node is its origin, so its copy never
+    /// expires and EDNS EXPIRE answers carry the SOA's EXPIRE.
+    pub from_file: bool,
     /// Woken by NOTIFY: the refresh task checks the primary at once. `Notify` keeps at most
     /// one pending wake-up, which coalesces a burst of NOTIFYs into one refresh.
     pub refresh_now: Notify,
@@ -95,6 +98,7 @@ impl ZoneHandle {
             notify_allow: config.notify_allow.clone(),
             notify_keys,
             allow_transfer: config.allow_transfer.clone(),
+            from_file: matches!(config.source, ZoneSource::File(_)),
             refresh_now: Notify::new(),
             notified_by: Mutex::new(None),
             data: ArcSwapOption::empty(),
@@ -136,6 +140,16 @@ impl ZoneHandle {
             return None;
         }
         self.data.load_full()
+    }
+
+    /// Seconds until this copy expires (RFC 7314), None when it cannot be served.
+    pub fn expire_remaining(&self, now: u64) -> Option<u32> {
+        let zone = self.servable()?;
+        if self.from_file {
+            return Some(zone.soa().expire as u32);
+        }
+        let deadline = self.status().expire_deadline?;
+        Some(u32::try_from(deadline.saturating_sub(now)).unwrap_or(u32::MAX))
     }
 
     /// The data held, expired or not.
