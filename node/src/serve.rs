@@ -11,7 +11,8 @@ use std::sync::Arc;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,29 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+}
+
+/// Who sent a request, as far as answering it is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    /// The source address (IPv4-mapped addresses already folded to IPv4).
+    pub ip: IpAddr,
+    /// The transport it came over.
+    pub transport: Transport,
+    /// True when the client proved with a certificate from the cluster CA that it is a member
+    /// of this cluster (XoQ, or XoT with client certificates): members may transfer every zone.
+    pub cluster_member: bool,
+}
+
+impl Client {
+    /// A client known only by its address.
+    pub fn anonymous(ip: IpAddr, transport: Transport) -> Client {
+        Client {
+            ip: ip.to_canonical(),
+            transport,
+            cluster_member: false,
+        }
+    }
 }
 
 /// What a listener accepts.
@@ -244,15 +268,15 @@ async fn serve_tcp(
             let _permit = permit;
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = serve_connection(stream, peer, role, responder, idle_timeout) => {}
+                _ = serve_connection(stream, Client::anonymous(peer.ip(), Transport::Tcp), role, responder, idle_timeout) => {}
             }
         });
     }
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    client: Client,
     role: Role,
     responder: Arc<Responder>,
     idle_timeout: std::time::Duration,
@@ -262,47 +286,74 @@ async fn serve_connection(
             Ok(Ok(Some(request))) => request,
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(error)) => {
-                debug!(%peer, %error, "TCP read error");
+                debug!(peer = %client.ip, %error, "stream read error");
                 return;
             }
         };
-        let answer = match responder.reply(&request, peer.ip(), Transport::Tcp, role) {
-            None => return,
-            Some(Reply::Message(answer)) => answer,
-            Some(Reply::Transfer(job)) => {
-                let kind = job.plan.kind();
-                let started = std::time::Instant::now();
-                let result = stream_transfer(&mut stream, *job, idle_timeout).await;
-                responder.metrics.transfer_out(kind, result.is_ok());
-                match result {
-                    Ok((messages, bytes)) => info!(
-                        %peer,
+        if answer_on(
+            &mut stream,
+            &request,
+            &client,
+            role,
+            &responder,
+            idle_timeout,
+        )
+        .await
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Answers one request on a stream (TCP, TLS or a QUIC stream): one message, or every
+/// message of a transfer. An error means the stream is unusable and must be closed.
+pub(crate) async fn answer_on<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &[u8],
+    client: &Client,
+    role: Role,
+    responder: &Responder,
+    idle_timeout: std::time::Duration,
+) -> Result<(), ()> {
+    let answer = match responder.reply_to(request, client, role) {
+        None => return Err(()),
+        Some(Reply::Message(answer)) => answer,
+        Some(Reply::Transfer(job)) => {
+            let kind = job.plan.kind();
+            let started = std::time::Instant::now();
+            let result = stream_transfer(stream, *job, idle_timeout).await;
+            responder.metrics.transfer_out(kind, result.is_ok());
+            return match result {
+                Ok((messages, bytes)) => {
+                    info!(
+                        peer = %client.ip,
                         kind,
                         messages,
                         bytes,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "transfer served"
-                    ),
-                    Err(error) => {
-                        warn!(%peer, kind, %error, "transfer out failed");
-                        return;
-                    }
+                    );
+                    Ok(())
                 }
-                continue;
-            }
-        };
-        // A client that never reads must not hold its connection slot forever.
-        match tokio::time::timeout(idle_timeout, write_framed(&mut stream, &answer)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return,
+                Err(error) => {
+                    warn!(peer = %client.ip, kind, %error, "transfer out failed");
+                    Err(())
+                }
+            };
         }
+    };
+    // A client that never reads must not hold its connection slot forever.
+    match tokio::time::timeout(idle_timeout, write_framed(stream, &answer)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
     }
 }
 
 /// Writes every message of a transfer, TSIG-signed when the request was (each message signed,
 /// chained through the previous MAC, RFC 8945 5.3.1). Returns messages and bytes sent.
-async fn stream_transfer(
-    stream: &mut TcpStream,
+async fn stream_transfer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     job: TransferJob,
     idle_timeout: std::time::Duration,
 ) -> std::io::Result<(u64, u64)> {
@@ -359,6 +410,12 @@ impl Responder {
         transport: Transport,
         role: Role,
     ) -> Option<Reply> {
+        self.reply_to(request, &Client::anonymous(source, transport), role)
+    }
+
+    /// Answers one request from `client`: one message, or a transfer to stream.
+    pub fn reply_to(&self, request: &[u8], client: &Client, role: Role) -> Option<Reply> {
+        let transport = client.transport;
         let message = match Message::from_vec(request) {
             Ok(message) => message,
             Err(_) => return self.formerr_from_header(request).map(Reply::Message),
@@ -367,7 +424,7 @@ impl Responder {
             return None;
         }
         // IPv4 peers on a dual-stack socket appear as ::ffff:a.b.c.d; ACLs hold plain IPv4.
-        let source = source.to_canonical();
+        let source = client.ip.to_canonical();
         if let Some(edns) = &message.edns
             && edns.version() != 0
         {
@@ -402,7 +459,7 @@ impl Responder {
             );
         if is_transfer && message.metadata.op_code == OpCode::Query && role == Role::All {
             let qtype = message.queries.first().map(|q| q.query_type);
-            return match self.transfer(&message, request, source, transport) {
+            return match self.transfer(&message, request, client) {
                 Ok(job) => {
                     self.count(ResponseCode::NoError, qtype);
                     Some(Reply::Transfer(Box::new(job)))
@@ -438,9 +495,9 @@ impl Responder {
         &self,
         request: &Message,
         wire: &[u8],
-        source: IpAddr,
-        transport: Transport,
+        client: &Client,
     ) -> Result<TransferJob, Box<TransferRefusal>> {
+        let (source, transport) = (client.ip, client.transport);
         let query = &request.queries[0];
         let refuse = |rcode| {
             Box::new(TransferRefusal {
@@ -475,7 +532,7 @@ impl Responder {
                 signer: signer.clone(),
             })
         };
-        if !handle.allow_transfer.allows(source, key_name.as_ref()) {
+        if !client.cluster_member && !handle.allow_transfer.allows(source, key_name.as_ref()) {
             warn!(zone = %handle.name, %source, key = ?key_name.as_ref().map(ToString::to_string), "transfer not allowed by the zone's ACL; refused");
             return Err(refuse_signed(ResponseCode::Refused));
         }
