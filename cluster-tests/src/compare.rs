@@ -29,9 +29,14 @@ pub fn compare(a: &Message, b: &Message) -> Result<(), String> {
     compare_named("a", a, "b", b)
 }
 
-/// The header fields two responses must agree on, each with how to read it as text.
-const HEADER_FIELDS: &[(&str, fn(&Message) -> String)] = &[
-    ("rcode", |message| message.metadata.response_code.to_string()),
+/// Reads one header field of a response as text, for the diff.
+type FieldText = fn(&Message) -> String;
+
+/// The header fields two responses must agree on, each with its label in the diff.
+const HEADER_FIELDS: &[(&str, FieldText)] = &[
+    ("rcode", |message| {
+        message.metadata.response_code.to_string()
+    }),
     ("AA", |message| message.metadata.authoritative.to_string()),
     ("TC", |message| message.metadata.truncation.to_string()),
     ("EDNS present", |message| message.edns.is_some().to_string()),

@@ -44,10 +44,11 @@ fn rejected_transfer(mode: Mode, reasons: &[&str]) {
         "{mode:?}: last_error does not name the reason (one of {reasons:?}): {status}"
     );
     assert_eq!(status["serial"], 1, "{mode:?}: {status}");
+    let context = format!("{mode:?}, after the rejected transfer");
     let soa = node.query(ZONE, RecordType::SOA);
-    assert_soa_serial(&soa, 1, &format!("{mode:?}: the old serial"));
+    assert_soa_serial(&soa, 1, &context);
     let www = node.query("www.example.test", RecordType::A);
-    assert_rcode(&www, ResponseCode::NoError, &format!("{mode:?}: the old data"));
+    assert_rcode(&www, ResponseCode::NoError, &context);
     let counted =
         cluster_tests::util::poll(Duration::from_secs(3), Duration::from_millis(100), || {
             let failures = node.metric_sum("zonecast_transfers_total", &[("outcome", "failure")]);

@@ -59,7 +59,7 @@ fn notify_from_a_stranger_is_refused_and_ignored() {
 
     // The same NOTIFY from the primary's address is accepted and acted on.
     let response = notify_serial_2(node.addr(), PRIMARY);
-    assert_rcode(&response, ResponseCode::NoError, "a NOTIFY from the primary");
+    assert_rcode(&response, ResponseCode::NoError, "the primary's NOTIFY");
     assert_eq!(response.metadata.op_code, OpCode::Notify);
     assert!(
         response.metadata.authoritative,

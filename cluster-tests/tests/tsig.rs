@@ -75,14 +75,11 @@ fn tsig_scenario(algorithm: &str) {
         tsig_error,
     );
     assert_eq!(status["serial"], 1, "{algorithm}: {status}");
+    let context = format!("{algorithm}, after the key change");
     let soa = node.query(ZONE, RecordType::SOA);
-    assert_soa_serial(&soa, 1, &format!("{algorithm}: the old serial"));
+    assert_soa_serial(&soa, 1, &context);
     let added = node.query("added.example.test", RecordType::A);
-    assert_rcode(
-        &added,
-        ResponseCode::NXDomain,
-        &format!("{algorithm}: the name added after the key change"),
-    );
+    assert_rcode(&added, ResponseCode::NXDomain, &context);
 }
 
 #[test]
