@@ -168,7 +168,19 @@ impl Bind {
     /// Only writes the zone file of `zone`; BIND does not notice until `reload` (static zones).
     /// Editing a dynamic zone's file behind BIND's back loses updates: use `replace_zone`.
     pub fn write_zone_file(&self, zone: &str, text: &str) {
-        write_file(&self.zone_path(zone), text);
+        let path = self.zone_path(zone);
+        write_file(&path, text);
+        // BIND compares whole seconds: a file written in the second BIND last loaded it looks
+        // unchanged ("ixfr-from-differences: unchanged"). A modification time one second ahead
+        // is always newer than the last load.
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        let bumped = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(ahead));
+        if let Err(error) = bumped {
+            panic!("cannot set the modification time of {}: {error}", path.display());
+        }
     }
 
     /// `rndc reload ZONE`: BIND reads the zone file again (refused by BIND for dynamic zones).
