@@ -173,13 +173,16 @@ impl Bind {
         // BIND compares whole seconds: a file written in the second BIND last loaded it looks
         // unchanged ("ixfr-from-differences: unchanged"). A modification time one second ahead
         // is always newer than the last load.
-        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        let ahead = std::time::SystemTime::now() + Duration::from_secs(1);
         let bumped = std::fs::File::options()
             .write(true)
             .open(&path)
             .and_then(|file| file.set_modified(ahead));
         if let Err(error) = bumped {
-            panic!("cannot set the modification time of {}: {error}", path.display());
+            panic!(
+                "cannot set the modification time of {}: {error}",
+                path.display()
+            );
         }
     }
 

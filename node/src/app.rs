@@ -19,6 +19,7 @@ use crate::secondary::{self, from_unix};
 use crate::serve::{Listeners, Responder};
 use crate::status::{self, StatusState};
 use crate::store::{Store, ZoneMeta};
+use crate::transport::Transports;
 use crate::zone::{Zone, ZoneLimits};
 use crate::zoneset::{ZoneSet, ZoneState};
 
@@ -43,7 +44,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metas = load_stored(&store, &zones, &config)?;
     let metrics = Arc::new(Metrics::new());
 
-    let listeners = Listeners::bind(&config.server).await?;
+    let transports = Arc::new(Transports::new(&config).context("loading the TLS material")?);
+    let listeners = Listeners::bind(&config.server, &transports).await?;
     let status_listener = status::bind(config.status.listen).await?;
 
     let root = CancellationToken::new();
@@ -69,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         clamps: config.timers,
         limits: config.limits,
+        transports: transports.clone(),
         journal: crate::store::JournalLimits {
             diffs_max: config.transfer.journal_diffs_max,
             bytes_max: config.transfer.journal_bytes_max,

@@ -16,11 +16,15 @@ use base64::Engine;
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+use crate::certs;
 use crate::tsig::{Algorithm, TsigKey};
 use crate::zone::canonical_origin;
 
 /// Default DNS port for primaries given without one.
 const DNS_PORT: u16 = 53;
+
+/// Default port of XFR-over-TLS (RFC 9103) and XFR-over-QUIC (RFC 9250).
+const XFR_TLS_PORT: u16 = 853;
 
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,8 @@ pub struct Config {
     pub limits: Limits,
     /// Serving transfers to other secondaries.
     pub transfer: TransferConfig,
+    /// This node's certificate, if it has one.
+    pub tls: Option<TlsConfig>,
     /// The zones this node serves.
     pub zones: Vec<ZoneConfig>,
 }
@@ -163,6 +169,12 @@ pub struct ServerConfig {
     pub tcp_connections_max: usize,
     /// A TCP connection idle this long is closed (RFC 7766 6.2.3).
     pub tcp_idle_timeout: Duration,
+    /// XFR-over-TLS listeners (TCP, ALPN "dot"); they answer queries too.
+    pub xot_listen: Vec<SocketAddr>,
+    /// XoT clients must present a certificate from the cluster CA.
+    pub xot_require_client_cert: bool,
+    /// XFR-over-QUIC listeners (UDP, ALPN "doq", mutual TLS with the cluster CA).
+    pub xoq_listen: Vec<SocketAddr>,
 }
 
 /// The HTTP status endpoint.
@@ -233,6 +245,52 @@ pub struct Primary {
     pub address: SocketAddr,
     /// The key that signs requests to it and must sign its answers.
     pub tsig_key: Option<Arc<TsigKey>>,
+    /// How transfers from it travel.
+    pub transport: SourceTransport,
+}
+
+/// How a zone's source is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceTransport {
+    /// Plain TCP (and UDP for SOA queries).
+    Tcp,
+    /// XFR-over-TLS (RFC 9103); never falls back to cleartext.
+    Tls {
+        /// The name the server's certificate must carry (also sent as SNI).
+        name: String,
+        /// How the server is authenticated.
+        trust: TlsTrust,
+        /// Present this node's certificate (`[tls]`) for mutual TLS.
+        client_certificate: bool,
+    },
+    /// XFR-over-QUIC (RFC 9250) to a peer, mutual TLS with the cluster CA.
+    Quic {
+        /// The name in the peer's cluster certificate.
+        name: String,
+    },
+}
+
+/// How a TLS client authenticates a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsTrust {
+    /// A CA file: the certificate must chain to it and carry the name (strict profile).
+    Ca(PathBuf),
+    /// SHA-256 SPKI pins (base64), as `kdig +tls-pin` takes them (strict profile).
+    Pin(Vec<String>),
+    /// Any certificate: protects against passive listeners only (opportunistic profile);
+    /// only when the operator asks for it.
+    Opportunistic,
+}
+
+/// This node's certificate, for XoT serving, XoQ and mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key.
+    pub private_key: PathBuf,
+    /// The cluster CA (PEM), which peers' certificates must chain to.
+    pub ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -293,6 +351,7 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     transfer: RawTransfer,
+    tls: Option<RawTls>,
     #[serde(default)]
     tsig_key: Vec<RawKey>,
     #[serde(default)]
@@ -345,6 +404,28 @@ struct RawServer {
     tcp_connections_max: usize,
     #[serde(default = "default_tcp_idle_timeout", with = "humantime_serde")]
     tcp_idle_timeout: Duration,
+    #[serde(default)]
+    xot_listen: Vec<String>,
+    #[serde(default)]
+    xot_require_client_cert: bool,
+    #[serde(default)]
+    xoq_listen: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    ca: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    address: String,
+    name: String,
+    tsig_key: Option<String>,
 }
 
 fn default_edns_payload_max() -> u16 {
@@ -448,6 +529,8 @@ struct RawZone {
     name: String,
     #[serde(default)]
     primaries: Vec<RawPrimary>,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
     file: Option<PathBuf>,
     notify_allow: Option<Vec<String>>,
     allow_transfer: Option<Vec<RawAclEntry>>,
@@ -460,6 +543,24 @@ struct RawZone {
 struct RawPrimary {
     address: String,
     tsig_key: Option<String>,
+    #[serde(default)]
+    transport: RawTransport,
+    tls_name: Option<String>,
+    tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    tls_pin: Vec<String>,
+    #[serde(default)]
+    tls_opportunistic: bool,
+    #[serde(default)]
+    tls_client_certificate: bool,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawTransport {
+    #[default]
+    Tcp,
+    Tls,
 }
 
 struct Checker {
@@ -491,7 +592,8 @@ impl Checker {
                 format!("{} is not a directory", data_dir.display()),
             );
         }
-        let server = self.server(raw.server);
+        let tls = raw.tls.and_then(|raw| self.tls(raw));
+        let server = self.server(raw.server, tls.as_ref());
         let status_listen = self.socket_addr("status.listen", &raw.status.listen, None);
         let timers = self.timers(&raw.timers);
         let limits = self.limits(&raw.limits);
@@ -508,7 +610,7 @@ impl Checker {
             journal_diffs_max: raw.transfer.journal_diffs_max,
             journal_bytes_max: raw.transfer.journal_bytes_max,
         };
-        let zones = self.zones(raw.zone, &keys, &transfer_acl);
+        let zones = self.zones(raw.zone, &keys, &transfer_acl, tls.as_ref());
         Some(Config {
             node: NodeConfig { data_dir },
             server: server?,
@@ -518,8 +620,40 @@ impl Checker {
             timers,
             limits,
             transfer,
+            tls,
             zones,
         })
+    }
+
+    /// Resolves `[tls]` and checks, now rather than at the first handshake, that the key
+    /// matches the certificate and that the certificate chains to the cluster CA.
+    fn tls(&mut self, raw: RawTls) -> Option<TlsConfig> {
+        let tls = TlsConfig {
+            certificate: self.path(&raw.certificate),
+            private_key: self.path(&raw.private_key),
+            ca: raw.ca.as_deref().map(|ca| self.path(ca)),
+        };
+        let identity = match certs::load_identity(&tls.certificate, &tls.private_key) {
+            Ok(identity) => Some(identity),
+            Err(error) => {
+                self.problem("tls.certificate", error.to_string());
+                None
+            }
+        };
+        if let Some(ca_path) = &tls.ca {
+            match certs::load_ca(ca_path) {
+                Ok(ca) => {
+                    if let Some(identity) = &identity
+                        && let Err(error) =
+                            certs::check_signed_by(identity, &ca, ca_path, &tls.certificate)
+                    {
+                        self.problem("tls.certificate", error.to_string());
+                    }
+                }
+                Err(error) => self.problem("tls.ca", error.to_string()),
+            }
+        }
+        Some(tls)
     }
 
     fn acl(
@@ -584,7 +718,7 @@ impl Checker {
         None
     }
 
-    fn server(&mut self, raw: RawServer) -> Option<ServerConfig> {
+    fn server(&mut self, raw: RawServer, tls: Option<&TlsConfig>) -> Option<ServerConfig> {
         if raw.listen.is_empty() {
             self.problem("server.listen", "at least one address is needed");
         }
@@ -600,11 +734,45 @@ impl Checker {
                 None,
             ));
         }
+        let mut xot_listen = Vec::new();
+        for (index, text) in raw.xot_listen.iter().enumerate() {
+            xot_listen.extend(self.socket_addr(
+                &format!("server.xot_listen[{index}]"),
+                text,
+                Some(XFR_TLS_PORT),
+            ));
+        }
+        let mut xoq_listen = Vec::new();
+        for (index, text) in raw.xoq_listen.iter().enumerate() {
+            xoq_listen.extend(self.socket_addr(
+                &format!("server.xoq_listen[{index}]"),
+                text,
+                Some(XFR_TLS_PORT),
+            ));
+        }
         let mut seen = HashSet::new();
-        for address in listen.iter().chain(&notify_listen) {
+        for address in listen.iter().chain(&notify_listen).chain(&xot_listen) {
             if !seen.insert(*address) {
                 self.problem("server.listen", format!("{address} is listed twice"));
             }
+        }
+        if !xot_listen.is_empty() && tls.is_none() {
+            self.problem(
+                "server.xot_listen",
+                "XFR-over-TLS needs a certificate: add a [tls] section",
+            );
+        }
+        if raw.xot_require_client_cert && tls.is_none_or(|tls| tls.ca.is_none()) {
+            self.problem(
+                "server.xot_require_client_cert",
+                "checking client certificates needs [tls].ca",
+            );
+        }
+        if !xoq_listen.is_empty() && tls.is_none_or(|tls| tls.ca.is_none()) {
+            self.problem(
+                "server.xoq_listen",
+                "XFR-over-QUIC uses mutual TLS: add [tls] with certificate, private_key and ca",
+            );
         }
         if raw.edns_payload_max < 512 {
             self.problem("server.edns_payload_max", "must be at least 512 (RFC 6891)");
@@ -621,6 +789,9 @@ impl Checker {
             edns_payload_max: raw.edns_payload_max,
             tcp_connections_max: raw.tcp_connections_max,
             tcp_idle_timeout: raw.tcp_idle_timeout,
+            xot_listen,
+            xot_require_client_cert: raw.xot_require_client_cert,
+            xoq_listen,
         })
     }
 
@@ -746,6 +917,126 @@ impl Checker {
         keys
     }
 
+    fn key_ref(
+        &mut self,
+        field: &str,
+        name: Option<&String>,
+        keys: &HashMap<String, Arc<TsigKey>>,
+    ) -> Option<Arc<TsigKey>> {
+        let name = name?;
+        let key = keys.get(name).cloned();
+        if key.is_none() {
+            self.problem(
+                format!("{field}.tsig_key"),
+                format!("no [[tsig_key]] is named `{name}`"),
+            );
+        }
+        key
+    }
+
+    fn primary(
+        &mut self,
+        field: &str,
+        raw: &RawPrimary,
+        keys: &HashMap<String, Arc<TsigKey>>,
+        tls: Option<&TlsConfig>,
+    ) -> Option<Primary> {
+        let tsig_key = self.key_ref(field, raw.tsig_key.as_ref(), keys);
+        let tls_fields = raw.tls_name.is_some()
+            || raw.tls_ca.is_some()
+            || !raw.tls_pin.is_empty()
+            || raw.tls_opportunistic
+            || raw.tls_client_certificate;
+        let transport = match raw.transport {
+            RawTransport::Tcp => {
+                if tls_fields {
+                    self.problem(
+                        format!("{field}.transport"),
+                        "tls_* settings need transport = \"tls\"",
+                    );
+                }
+                SourceTransport::Tcp
+            }
+            RawTransport::Tls => {
+                let trust = match (&raw.tls_ca, raw.tls_pin.is_empty(), raw.tls_opportunistic) {
+                    (Some(ca), true, false) => {
+                        let path = self.path(ca);
+                        if let Err(error) = certs::load_ca(&path) {
+                            self.problem(format!("{field}.tls_ca"), error.to_string());
+                        }
+                        Some(TlsTrust::Ca(path))
+                    }
+                    (None, false, false) => Some(TlsTrust::Pin(raw.tls_pin.clone())),
+                    (None, true, true) => Some(TlsTrust::Opportunistic),
+                    _ => {
+                        self.problem(
+                            field.to_string(),
+                            "give exactly one of tls_ca (strict), tls_pin (strict) and tls_opportunistic = true",
+                        );
+                        None
+                    }
+                };
+                let name = raw.tls_name.clone().or_else(|| {
+                    self.problem(
+                        format!("{field}.tls_name"),
+                        "the name the primary's certificate carries is needed",
+                    );
+                    None
+                });
+                if raw.tls_client_certificate && tls.is_none() {
+                    self.problem(
+                        format!("{field}.tls_client_certificate"),
+                        "needs this node's certificate in [tls]",
+                    );
+                }
+                SourceTransport::Tls {
+                    name: name?,
+                    trust: trust?,
+                    client_certificate: raw.tls_client_certificate,
+                }
+            }
+        };
+        let default_port = match transport {
+            SourceTransport::Tcp => DNS_PORT,
+            _ => XFR_TLS_PORT,
+        };
+        let address = self.socket_addr(
+            &format!("{field}.address"),
+            &raw.address,
+            Some(default_port),
+        )?;
+        Some(Primary {
+            address,
+            tsig_key,
+            transport,
+        })
+    }
+
+    fn peer(
+        &mut self,
+        field: &str,
+        raw: &RawPeer,
+        keys: &HashMap<String, Arc<TsigKey>>,
+        tls: Option<&TlsConfig>,
+    ) -> Option<Primary> {
+        let tsig_key = self.key_ref(field, raw.tsig_key.as_ref(), keys);
+        if tls.is_none_or(|tls| tls.ca.is_none()) {
+            self.problem(field.to_string(), "peers are reached over QUIC with mutual TLS: add [tls] with certificate, private_key and ca");
+        }
+        let address = self.socket_addr(
+            &format!("{field}.address"),
+            &raw.address,
+            Some(XFR_TLS_PORT),
+        )?;
+        Some(Primary {
+            address,
+            tsig_key,
+            transport: SourceTransport::Quic {
+                name: raw.name.clone(),
+            },
+        })
+    }
+
     fn secret(&mut self, field: &str, text: &str) -> Option<Vec<u8>> {
         match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
             Ok(secret) if !secret.is_empty() => Some(secret),
@@ -765,6 +1056,7 @@ impl Checker {
         raw: Vec<RawZone>,
         keys: &HashMap<String, Arc<TsigKey>>,
         transfer_acl: &TransferAcl,
+        tls: Option<&TlsConfig>,
     ) -> Vec<ZoneConfig> {
         let mut zones = Vec::new();
         let mut seen = HashSet::new();
@@ -786,7 +1078,8 @@ impl Checker {
                     format!("zone {name} is configured twice"),
                 );
             }
-            let source = match (zone.file, zone.primaries.is_empty()) {
+            let no_sources = zone.primaries.is_empty() && zone.peers.is_empty();
+            let source = match (zone.file, no_sources) {
                 (Some(file), true) => {
                     let path = self.path(&file);
                     if !path.is_file() {
@@ -801,27 +1094,11 @@ impl Checker {
                     let mut primaries = Vec::new();
                     for (position, primary) in zone.primaries.iter().enumerate() {
                         let primary_field = format!("{field}.primaries[{position}]");
-                        let address = self.socket_addr(
-                            &format!("{primary_field}.address"),
-                            &primary.address,
-                            Some(DNS_PORT),
-                        );
-                        let tsig_key = match &primary.tsig_key {
-                            None => None,
-                            Some(key_name) => match keys.get(key_name) {
-                                Some(key) => Some(key.clone()),
-                                None => {
-                                    self.problem(
-                                        format!("{primary_field}.tsig_key"),
-                                        format!("no [[tsig_key]] is named `{key_name}`"),
-                                    );
-                                    None
-                                }
-                            },
-                        };
-                        if let Some(address) = address {
-                            primaries.push(Primary { address, tsig_key });
-                        }
+                        primaries.extend(self.primary(&primary_field, primary, keys, tls));
+                    }
+                    for (position, peer) in zone.peers.iter().enumerate() {
+                        let peer_field = format!("{field}.peers[{position}]");
+                        primaries.extend(self.peer(&peer_field, peer, keys, tls));
                     }
                     ZoneSource::Primaries(primaries)
                 }
@@ -1004,5 +1281,88 @@ mod tests {
         let bind = "key \"xfr\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0\";\n};\n";
         assert_eq!(secret_from_file(bind), "c2VjcmV0");
         assert_eq!(secret_from_file("c2VjcmV0\n"), "c2VjcmV0");
+    }
+
+    #[test]
+    fn tls_sources_and_listeners_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        certs::init_ca(dir.path(), "test CA").expect("CA");
+        certs::issue(dir.path(), "node-a", &[], dir.path()).expect("issue");
+        let good = r#"
+            [node]
+            data_dir = "data"
+            [server]
+            listen = ["127.0.0.1:5353"]
+            xot_listen = ["127.0.0.1"]
+            xoq_listen = ["127.0.0.1:8853"]
+            [tls]
+            certificate = "node-a.crt"
+            private_key = "node-a.key"
+            ca = "ca.crt"
+            [[zone]]
+            name = "example.test"
+            primaries = [{ address = "127.0.0.1", transport = "tls", tls_name = "xot.example.test", tls_ca = "ca.crt" }]
+            peers = [{ address = "127.0.0.2", name = "node-b" }]
+        "#;
+        let config = Config::parse(good, dir.path()).expect("valid");
+        assert_eq!(config.server.xot_listen[0].port(), 853);
+        let ZoneSource::Primaries(sources) = &config.zones[0].source else {
+            panic!("primaries expected");
+        };
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].address.port(), 853);
+        assert!(matches!(sources[1].transport, SourceTransport::Quic { .. }));
+
+        let bad = r#"
+            [node]
+            data_dir = "data"
+            [server]
+            listen = ["127.0.0.1:5353"]
+            xoq_listen = ["127.0.0.1:8853"]
+            [[zone]]
+            name = "example.test"
+            primaries = [{ address = "127.0.0.1", transport = "tls", tls_ca = "ca.crt", tls_pin = ["x"] }, { address = "127.0.0.1", tls_name = "x" }]
+            peers = [{ address = "127.0.0.2", name = "node-b" }]
+        "#;
+        let Err(ParseError::Invalid(problems)) = Config::parse(bad, dir.path()) else {
+            panic!("invalid TLS settings accepted");
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for expected in [
+            "server.xoq_listen",
+            "zone[0].primaries[0]",
+            "zone[0].primaries[0].tls_name",
+            "zone[0].primaries[1].transport",
+            "zone[0].peers[0]",
+        ] {
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {fields:?}"
+            );
+        }
+
+        // A certificate from another CA, and a key that does not match, are named.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).expect("dir");
+        certs::init_ca(&other, "other CA").expect("CA");
+        certs::issue(&other, "stranger", &[], &other).expect("issue");
+        let foreign = good
+            .replace("node-a.crt", "other/stranger.crt")
+            .replace("node-a.key", "other/stranger.key");
+        let Err(ParseError::Invalid(problems)) = Config::parse(&foreign, dir.path()) else {
+            panic!("foreign certificate accepted");
+        };
+        assert!(
+            problems.iter().any(|p| p.field == "tls.certificate"),
+            "{problems:?}"
+        );
+        let mismatched = good.replace("node-a.key", "other/stranger.key");
+        let Err(ParseError::Invalid(problems)) = Config::parse(&mismatched, dir.path()) else {
+            panic!("mismatched key accepted");
+        };
+        assert!(
+            problems.iter().any(|p| p.field == "tls.certificate"),
+            "{problems:?}"
+        );
     }
 }

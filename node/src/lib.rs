@@ -6,8 +6,10 @@
 //! sit above them; `app` wires everything together for `main`.
 
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod encrypted;
 pub mod lookup;
 pub mod metrics;
 pub mod notify_out;
@@ -18,6 +20,7 @@ pub mod serve;
 pub mod status;
 pub mod store;
 pub mod transfer;
+pub mod transport;
 pub mod tsig;
 pub mod wire;
 pub mod xfr;

@@ -44,6 +44,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make and inspect certificates for encrypted transfers and the cluster.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Create a cluster CA: DIR/ca.crt and DIR/ca.key.
+    InitCa {
+        /// Where to write the CA (created if missing; existing files are never overwritten).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "zonecast cluster CA")]
+        name: String,
+    },
+    /// Issue a node certificate (TLS server and client) signed by the cluster CA.
+    Issue {
+        /// The node's DNS name; also names the files NODE.crt and NODE.key.
+        node: String,
+        /// The directory holding ca.crt and ca.key.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Where to write the certificate and key (default: the CA directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Another name for the node: a DNS name or an IP address (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// Print the SPKI pin (base64 SHA-256) of a PEM certificate, as `kdig +tls-pin` wants it.
+    Pin {
+        /// The PEM certificate file.
+        cert: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +89,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::CheckConfig { config } => check_config(config),
         Command::Status { url, json } => status(&url, json),
+        Command::Cert { command } => cert(command),
     }
 }
 
@@ -163,4 +201,43 @@ fn status(url: &str, json: bool) -> ExitCode {
     };
     let _ = write!(out, "{}", zonecast::cli::status_table(&report));
     ExitCode::SUCCESS
+}
+
+fn cert(command: CertCommand) -> ExitCode {
+    let written = match command {
+        CertCommand::InitCa { dir, name } => zonecast::certs::init_ca(&dir, &name),
+        CertCommand::Issue {
+            node,
+            ca_dir,
+            out,
+            sans,
+        } => {
+            let out = out.unwrap_or_else(|| ca_dir.clone());
+            zonecast::certs::issue(&ca_dir, &node, &sans, &out)
+        }
+        CertCommand::Pin { cert } => {
+            return match zonecast::certs::load_pin(&cert) {
+                Ok(pin) => {
+                    let _ = writeln!(std::io::stdout().lock(), "{pin}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("zonecast: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    match written {
+        Ok((cert, key)) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "wrote {}", cert.display());
+            let _ = writeln!(out, "wrote {} (private key, mode 0600)", key.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("zonecast: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

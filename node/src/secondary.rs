@@ -22,6 +22,7 @@ use crate::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
 use crate::serial;
 use crate::store::{JournalLimits, Store, ZoneMeta};
 use crate::transfer::{self, TransferError, TransferLimits};
+use crate::transport::{Connector, Transports};
 use crate::xfr::{Outcome, Request};
 use crate::zone::{Zone, ZoneLimits};
 use crate::zonefile;
@@ -43,6 +44,8 @@ pub struct Context {
     pub limits: Limits,
     /// Bounds on each zone's IXFR journal.
     pub journal: JournalLimits,
+    /// TLS material and connections for TLS and QUIC sources.
+    pub transports: Arc<Transports>,
 }
 
 /// What follows every new version once it is stored and served: its difference from the
@@ -100,9 +103,19 @@ pub async fn run(
 ) {
     match &config.source {
         ZoneSource::Primaries(primaries) => {
+            let sources = primaries
+                .iter()
+                .map(|primary| Source {
+                    primary: primary.clone(),
+                    connector: context
+                        .transports
+                        .connector(primary)
+                        .map_err(|error| error.to_string()),
+                })
+                .collect();
             let task = PrimaryTask {
                 context,
-                primaries: primaries.clone(),
+                sources,
                 handle,
                 meta,
                 downstream: Downstream {
@@ -122,9 +135,17 @@ pub async fn run(
     }
 }
 
+/// One source of a zone and how to reach it.
+#[derive(Clone)]
+struct Source {
+    primary: Primary,
+    /// The connector, or why it could not be built (a TLS file that went missing).
+    connector: Result<Connector, String>,
+}
+
 struct PrimaryTask {
     context: Context,
-    primaries: Vec<Primary>,
+    sources: Vec<Source>,
     handle: Arc<ZoneHandle>,
     meta: ZoneMeta,
     downstream: Downstream,
@@ -208,15 +229,19 @@ impl PrimaryTask {
             }
         }
         let mut errors = Vec::new();
-        let mut primaries = self.primaries.clone();
+        let mut sources = self.sources.clone();
         if let Some(notifier) = self.handle.take_notifier() {
-            // Stable sort: the notifying primary first, the others in configured order.
-            primaries.sort_by_key(|primary| primary.address.ip() != notifier);
+            // Stable sort: the notifying source first, the others in configured order.
+            sources.sort_by_key(|source| source.primary.address.ip() != notifier);
         }
-        for primary in primaries {
-            match self.refresh_from(&primary).await {
+        for source in sources {
+            let label = match &source.connector {
+                Ok(connector) => connector.label(),
+                Err(_) => "-",
+            };
+            match self.refresh_from(&source).await {
                 Ok(()) => return Ok(()),
-                Err(error) => errors.push(format!("{}: {error}", primary.address)),
+                Err(error) => errors.push(format!("{} ({label}): {error}", source.primary.address)),
             }
         }
         let message = errors.join("; ");
@@ -240,13 +265,21 @@ impl PrimaryTask {
         Err(message)
     }
 
-    async fn refresh_from(&mut self, primary: &Primary) -> Result<(), String> {
+    async fn refresh_from(&mut self, source: &Source) -> Result<(), String> {
+        let primary = &source.primary;
+        let connector = source.connector.as_ref().map_err(Clone::clone)?;
         let zone_name = self.handle.name.clone();
         let key = primary.tsig_key.as_deref();
         let limits = self.transfer_limits();
         let current = self.handle.data();
-        let soa = match transfer::query_soa(primary.address, &zone_name, key, limits.query_timeout)
-            .await
+        let soa = match transfer::query_soa(
+            primary.address,
+            &zone_name,
+            key,
+            limits.query_timeout,
+            connector,
+        )
+        .await
         {
             Ok(soa) => soa,
             Err(error) => {
@@ -274,6 +307,7 @@ impl PrimaryTask {
                     Some(zone.soa_record()),
                     key,
                     limits,
+                    connector,
                 )
                 .await;
                 let fallback = match result {
@@ -304,16 +338,21 @@ impl PrimaryTask {
                     }
                 };
                 if fallback {
-                    new_zone = Some((self.axfr(primary, limits).await?, "axfr"));
+                    new_zone = Some((self.axfr(primary, connector, limits).await?, "axfr"));
                 }
             }
-            None => new_zone = Some((self.axfr(primary, limits).await?, "axfr")),
+            None => new_zone = Some((self.axfr(primary, connector, limits).await?, "axfr")),
         }
         self.commit(new_zone, primary.address.to_string(), soa.expire)
             .await
     }
 
-    async fn axfr(&self, primary: &Primary, limits: TransferLimits) -> Result<Zone, String> {
+    async fn axfr(
+        &self,
+        primary: &Primary,
+        connector: &Connector,
+        limits: TransferLimits,
+    ) -> Result<Zone, String> {
         let result = transfer::transfer(
             primary.address,
             &self.handle.name,
@@ -321,6 +360,7 @@ impl PrimaryTask {
             None,
             primary.tsig_key.as_deref(),
             limits,
+            connector,
         )
         .await;
         let current = self.handle.data();

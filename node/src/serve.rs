@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::ServerConfig;
+use crate::encrypted;
 use crate::lookup::{AnyPolicy, lookup};
 use crate::metrics::{Metrics, NotifyLabels, QueryLabels};
 use crate::store::Store;
+use crate::transport::Transports;
 use crate::tsig::{self, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr_out::{self, Packer, Plan};
@@ -37,6 +39,12 @@ const TCP_PAYLOAD_MAX: usize = 65_535;
 /// Why the listeners could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The XoT or XoQ listener could not be configured.
+    #[error("{0}")]
+    Tls(#[from] crate::certs::CertError),
+    /// XoT or XoQ listeners are configured without the certificate they need.
+    #[error("{0} needs [tls] with certificate, private_key and ca")]
+    NoIdentity(&'static str),
     /// A listen address could not be bound.
     #[error("cannot listen on {address} ({protocol}): {source}")]
     Bind {
@@ -138,15 +146,20 @@ pub struct TransferJob {
 pub struct Listeners {
     udp: Vec<(Arc<UdpSocket>, Role)>,
     tcp: Vec<(TcpListener, Role)>,
+    encrypted: encrypted::Listeners,
 }
 
 impl Listeners {
     /// Binds every configured address (UDP and TCP), failing with the address that could not
     /// be bound.
-    pub async fn bind(config: &ServerConfig) -> Result<Listeners, ServeError> {
+    pub async fn bind(
+        config: &ServerConfig,
+        transports: &Transports,
+    ) -> Result<Listeners, ServeError> {
         let mut listeners = Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
+            encrypted: encrypted::Listeners::bind(config, transports).await?,
         };
         let addresses = config
             .listen
@@ -205,6 +218,8 @@ impl Listeners {
                 cancel.clone(),
             ));
         }
+        self.encrypted
+            .spawn(&mut tasks, &responder, &config, connections, &cancel);
         while tasks.join_next().await.is_some() {}
     }
 }
@@ -274,7 +289,7 @@ async fn serve_tcp(
     }
 }
 
-async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     client: Client,
     role: Role,
@@ -869,6 +884,7 @@ mod tests {
             source: ZoneSource::Primaries(vec![Primary {
                 address: SocketAddr::new(PRIMARY.parse().expect("ip"), 53),
                 tsig_key: None,
+                transport: crate::config::SourceTransport::Tcp,
             }]),
             notify_allow: vec![PRIMARY.parse().expect("ip")],
             allow_transfer: Default::default(),

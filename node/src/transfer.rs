@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
 use tracing::info;
 
+use crate::transport::{Connector, DnsStream, TransportError};
 use crate::tsig::{self, StreamVerifier, TsigError, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr::{Interpreter, Outcome, Request, XfrError};
@@ -43,6 +45,9 @@ pub enum TransferError {
     /// The transfer stream was rejected.
     #[error("{0}")]
     Stream(#[from] XfrError),
+    /// The connection could not be opened (TCP, TLS handshake, QUIC).
+    #[error("{0}")]
+    Transport(#[from] TransportError),
     /// The SOA answer carried no SOA for the zone.
     #[error("SOA query answered {rcode} without the zone's SOA")]
     NoSoa {
@@ -64,6 +69,7 @@ impl TransferError {
             TransferError::Stream(_) | TransferError::Malformed(_) => true,
             // Transport failures and TSIG failures would fail the same way again.
             TransferError::Io { .. }
+            | TransferError::Transport(_)
             | TransferError::Timeout(_)
             | TransferError::Tsig(_)
             | TransferError::NoSoa { .. } => false,
@@ -93,19 +99,21 @@ pub struct SoaAnswer {
     pub expire: Option<u32>,
 }
 
-/// Asks `server` for the zone's SOA serial: UDP first, TCP when the answer is truncated or UDP
-/// gets no answer.
+/// Asks `server` for the zone's SOA serial. Over plain TCP sources UDP goes first, TCP when the
+/// answer is truncated or UDP gets no answer; TLS and QUIC sources are asked over their own
+/// encrypted transport only (no fallback to cleartext).
 pub async fn query_soa(
     server: SocketAddr,
     zone: &Name,
     key: Option<&TsigKey>,
     timeout: Duration,
+    connector: &Connector,
 ) -> Result<SoaAnswer, TransferError> {
     let SignedRequest {
         wire: request,
         mac: request_mac,
         id,
-    } = build_request(zone, RecordType::SOA, None, key)?;
+    } = build_request(zone, RecordType::SOA, None, key, connector)?;
     let udp = async {
         let bind: SocketAddr = if server.is_ipv4() {
             "0.0.0.0:0".parse().expect("literal address")
@@ -148,26 +156,24 @@ pub async fn query_soa(
             }
         }
     };
-    let wire = match tokio::time::timeout(timeout, udp).await {
-        Ok(Ok(wire)) if !is_truncated(&wire) => Some(wire),
-        Ok(Ok(_)) | Err(_) => None,
-        Ok(Err(error)) => return Err(error),
+    let wire = if connector.allows_udp() {
+        match tokio::time::timeout(timeout, udp).await {
+            Ok(Ok(wire)) if !is_truncated(&wire) => Some(wire),
+            Ok(Ok(_)) | Err(_) => None,
+            Ok(Err(error)) => return Err(error),
+        }
+    } else {
+        None
     };
     let wire = match wire {
         Some(wire) => wire,
         None => {
             let tcp = async {
-                let mut stream = connect(server).await?;
-                write_framed(&mut stream, &request)
-                    .await
-                    .map_err(|source| TransferError::Io {
-                        what: "sending the SOA query over TCP",
-                        source,
-                    })?;
+                let mut stream = send_query(connector, server, &request).await?;
                 read_framed(&mut stream)
                     .await
                     .map_err(|source| TransferError::Io {
-                        what: "reading the SOA answer over TCP",
+                        what: "reading the SOA answer",
                         source,
                     })?
                     .ok_or(TransferError::Timeout("the SOA answer (connection closed)"))
@@ -220,6 +226,7 @@ pub async fn transfer(
     current_soa: Option<Record>,
     key: Option<&TsigKey>,
     limits: TransferLimits,
+    connector: &Connector,
 ) -> Result<Outcome, TransferError> {
     let started = Instant::now();
     let work = async {
@@ -235,14 +242,8 @@ pub async fn transfer(
             wire,
             mac: request_mac,
             id,
-        } = build_request(zone, qtype, authority, key)?;
-        let mut stream = connect(server).await?;
-        write_framed(&mut stream, &wire)
-            .await
-            .map_err(|source| TransferError::Io {
-                what: "sending the transfer request",
-                source,
-            })?;
+        } = build_request(zone, qtype, authority, key, connector)?;
+        let mut stream = send_query(connector, server, &wire).await?;
         let mut verifier = match (key, request_mac) {
             (Some(key), Some(mac)) => Some(StreamVerifier::new(key.clone(), mac)),
             _ => None,
@@ -310,13 +311,30 @@ pub async fn transfer(
         .map_err(|_| TransferError::Timeout("the whole transfer (limits.transfer_timeout)"))?
 }
 
-async fn connect(server: SocketAddr) -> Result<TcpStream, TransferError> {
-    TcpStream::connect(server)
+/// Opens a stream with the connector and sends one query on it (closing the sending side
+/// afterwards where the transport wants that: QUIC).
+async fn send_query(
+    connector: &Connector,
+    server: SocketAddr,
+    query: &[u8],
+) -> Result<Box<dyn DnsStream>, TransferError> {
+    let (mut stream, finish) = connector.open(server).await?;
+    write_framed(&mut stream, query)
         .await
         .map_err(|source| TransferError::Io {
-            what: "connecting over TCP",
+            what: "sending the query",
             source,
-        })
+        })?;
+    if finish {
+        stream
+            .shutdown()
+            .await
+            .map_err(|source| TransferError::Io {
+                what: "finishing the QUIC stream",
+                source,
+            })?;
+    }
+    Ok(stream)
 }
 
 /// A query ready to send.
@@ -335,8 +353,13 @@ fn build_request(
     qtype: RecordType,
     authority: Option<Record>,
     key: Option<&TsigKey>,
+    connector: &Connector,
 ) -> Result<SignedRequest, TransferError> {
-    let id: u16 = rand::random();
+    // DoQ messages carry ID 0 (RFC 9250 4.2.1): the stream identifies the exchange.
+    let id: u16 = match connector {
+        Connector::Quic { .. } => 0,
+        _ => rand::random(),
+    };
     let mut message = Message::query();
     message.metadata.id = id;
     message.metadata.op_code = OpCode::Query;
