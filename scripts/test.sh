@@ -17,6 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# An independent DNS-over-QUIC client (dnspython with aioquic) checks XFR-over-QUIC.
+if ! python3 -c "import dns.quic, aioquic" 2>/dev/null; then
+  echo "==> installing dnspython and aioquic (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check "dnspython>=2.6" aioquic
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
