@@ -1,8 +1,109 @@
-//! Text rendering for the `zonecast status` command: the status report as a table.
+//! Text rendering for the command line: the status report as a table, and the summary that
+//! `zonecast check-config` prints of a valid configuration.
 //!
-//! Pure formatting; fetching the report is `main`'s job.
+//! Pure formatting; fetching the report and reading the config are `main`'s job.
 
+use std::fmt::Write as _;
+
+use crate::config::{Config, SourceTransport, TlsTrust, TransferAcl, ZoneSource};
 use crate::status::StatusReport;
+
+/// What a valid configuration will do, one line per listener and zone.
+pub fn config_summary(config: &Config) -> String {
+    let mut out = String::new();
+    let list = |addresses: &[std::net::SocketAddr]| {
+        addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "  data_dir: {}", config.node.data_dir.display());
+    let _ = writeln!(out, "  listen (UDP, TCP): {}", list(&config.server.listen));
+    if !config.server.xot_listen.is_empty() {
+        let clients = if config.server.xot_require_client_cert {
+            ", cluster client certificates required"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  XFR-over-TLS: {}{clients}",
+            list(&config.server.xot_listen)
+        );
+    }
+    if !config.server.xoq_listen.is_empty() {
+        let _ = writeln!(
+            out,
+            "  XFR-over-QUIC (mutual TLS): {}",
+            list(&config.server.xoq_listen)
+        );
+    }
+    let _ = writeln!(out, "  status: http://{}", config.status.listen);
+    if let Some(tls) = &config.tls {
+        let ca = tls
+            .ca
+            .as_ref()
+            .map(|ca| format!(", cluster CA {}", ca.display()))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  certificate: {}{ca}", tls.certificate.display());
+    }
+    for zone in &config.zones {
+        let source = match &zone.source {
+            ZoneSource::File(file) => format!("file {}", file.display()),
+            ZoneSource::Primaries(primaries) => {
+                let sources: Vec<String> = primaries
+                    .iter()
+                    .map(|primary| {
+                        let transport = match &primary.transport {
+                            SourceTransport::Tcp => "TCP".to_string(),
+                            SourceTransport::Tls { name, trust, .. } => {
+                                let trust = match trust {
+                                    TlsTrust::Ca(path) => format!("CA {}", path.display()),
+                                    TlsTrust::Pin(_) => "SPKI pin".to_string(),
+                                    TlsTrust::Opportunistic => "opportunistic".to_string(),
+                                };
+                                format!("TLS {name}, {trust}")
+                            }
+                            SourceTransport::Quic { name } => format!("QUIC peer {name}"),
+                        };
+                        match &primary.tsig_key {
+                            Some(key) => {
+                                format!("{} ({transport}, TSIG {})", primary.address, key.name)
+                            }
+                            None => format!("{} ({transport})", primary.address),
+                        }
+                    })
+                    .collect();
+                format!("from {}", sources.join(", "))
+            }
+        };
+        let _ = writeln!(out, "  zone {}: {source}", zone.name);
+        let _ = writeln!(
+            out,
+            "    transfers to: {}",
+            acl_summary(&zone.allow_transfer)
+        );
+        if !zone.also_notify.is_empty() {
+            let _ = writeln!(out, "    also-notify: {}", list(&zone.also_notify));
+        }
+    }
+    out
+}
+
+fn acl_summary(acl: &TransferAcl) -> String {
+    if acl.entries.is_empty() {
+        return "nobody (cluster members over QUIC or XoT client certificates only)".to_string();
+    }
+    acl.entries
+        .iter()
+        .map(|entry| match &entry.tsig_key {
+            Some(key) => format!("{} with TSIG {}", entry.prefix, key.name),
+            None => entry.prefix.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Renders the report as an aligned table, times relative to the report's `now`.
 pub fn status_table(report: &StatusReport) -> String {
@@ -87,6 +188,30 @@ fn relative(now: u64, time: Option<u64>) -> String {
 mod tests {
     use super::*;
     use crate::status::ZoneReport;
+
+    #[test]
+    fn summarises_a_config() {
+        let text = r#"
+            [node]
+            data_dir = "/var/lib/zonecast"
+            [server]
+            listen = ["127.0.0.1:53"]
+            [transfer]
+            allow = [{ prefix = "192.0.2.0/24" }]
+            [[zone]]
+            name = "example.test"
+            primaries = [{ address = "192.0.2.1" }]
+            also_notify = ["192.0.2.9"]
+        "#;
+        let config = Config::parse(text, std::path::Path::new("/")).expect("valid");
+        let summary = config_summary(&config);
+        assert!(
+            summary.contains("zone example.test.: from 192.0.2.1:53 (TCP)"),
+            "{summary}"
+        );
+        assert!(summary.contains("transfers to: 192.0.2.0/24"), "{summary}");
+        assert!(summary.contains("also-notify: 192.0.2.9:53"), "{summary}");
+    }
 
     #[test]
     fn renders_a_row_per_zone() {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use zonecast::config::{Config, ConfigError, ZoneSource};
+use zonecast::config::{Config, ConfigError};
 use zonecast::status::StatusReport;
 
 #[derive(Parser)]
@@ -130,31 +130,7 @@ fn check_config(path: PathBuf) -> ExitCode {
         Ok(config) => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}: OK", path.display());
-            let _ = writeln!(out, "  data_dir: {}", config.node.data_dir.display());
-            let listen: Vec<String> = config
-                .server
-                .listen
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            let _ = writeln!(out, "  listen: {}", listen.join(", "));
-            let _ = writeln!(out, "  status: http://{}", config.status.listen);
-            for zone in &config.zones {
-                let source = match &zone.source {
-                    ZoneSource::File(file) => format!("file {}", file.display()),
-                    ZoneSource::Primaries(primaries) => {
-                        let list: Vec<String> = primaries
-                            .iter()
-                            .map(|p| match &p.tsig_key {
-                                Some(key) => format!("{} (TSIG {})", p.address, key.name),
-                                None => p.address.to_string(),
-                            })
-                            .collect();
-                        format!("primaries {}", list.join(", "))
-                    }
-                };
-                let _ = writeln!(out, "  zone {}: {source}", zone.name);
-            }
+            let _ = write!(out, "{}", zonecast::cli::config_summary(&config));
             ExitCode::SUCCESS
         }
         Err(error @ ConfigError::Invalid { .. }) | Err(error @ ConfigError::Syntax { .. }) => {
