@@ -1266,6 +1266,12 @@ mod tests {
         for zone in ["example.org.zone", "example.test.zone"] {
             std::fs::write(dir.path().join(zone), "").expect("write");
         }
+        // The certificates the reference config names, made the way its comments say.
+        let ca = dir.path().join("ca");
+        std::fs::create_dir(&ca).expect("dir");
+        certs::init_ca(&ca, "reference CA").expect("CA");
+        certs::issue(&ca, "node-1", &[], dir.path()).expect("issue");
+        std::fs::copy(ca.join("ca.crt"), dir.path().join("primary-ca.crt")).expect("copy");
         for text in [
             include_str!("../../configs/reference.toml"),
             include_str!("../../configs/quickstart.toml"),
