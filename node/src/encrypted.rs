@@ -24,6 +24,7 @@ use crate::wire::read_framed;
 
 /// RFC 9250 4.3 error codes.
 const DOQ_NO_ERROR: u32 = 0x0;
+const DOQ_INTERNAL_ERROR: u32 = 0x1;
 const DOQ_PROTOCOL_ERROR: u32 = 0x2;
 
 /// Bound XoT and XoQ listeners.
