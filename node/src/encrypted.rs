@@ -265,7 +265,7 @@ async fn serve_quic_stream(
         cluster_member: true,
         ..Client::anonymous(peer.ip(), Transport::Tcp)
     };
-    if answer_on(
+    match answer_on(
         &mut send,
         &request,
         &client,
@@ -274,10 +274,15 @@ async fn serve_quic_stream(
         idle_timeout,
     )
     .await
-    .is_ok()
     {
-        let _ = send.finish();
-        // Wait for the peer to read everything before the stream is dropped.
-        let _ = tokio::time::timeout(idle_timeout, send.stopped()).await;
+        Ok(()) => {
+            let _ = send.finish();
+            // Wait for the peer to read everything before the stream is dropped.
+            let _ = tokio::time::timeout(idle_timeout, send.stopped()).await;
+        }
+        // The answer could not be completed: reset this stream only (RFC 9250 4.3).
+        Err(()) => {
+            let _ = send.reset(quinn::VarInt::from_u32(DOQ_INTERNAL_ERROR));
+        }
     }
 }
