@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record};
 
-use crate::zone::Diff;
+use crate::zone::{Diff, soa_serial};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
@@ -476,13 +476,6 @@ fn journal_prefix(zone: &Name) -> Vec<u8> {
     let mut key = zone_key(zone);
     key.push(0);
     key
-}
-
-fn soa_serial(record: &Record) -> Option<u32> {
-    match &record.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    }
 }
 
 /// A journal entry: from-serial (u32), then three length-prefixed record chunks: the new SOA,

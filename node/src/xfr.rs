@@ -8,10 +8,10 @@
 //! the zone.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::serial;
-use crate::zone::Diff;
+use crate::zone::{Diff, soa_serial};
 
 /// Why a transfer stream was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -339,13 +339,6 @@ fn empty_diff(from_serial: u32, soa: &Record) -> Diff {
         to_soa: soa.clone(),
         deleted: Vec::new(),
         added: Vec::new(),
-    }
-}
-
-fn soa_serial(record: &Record) -> Option<u32> {
-    match &record.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
     }
 }
 

@@ -6,11 +6,11 @@
 //! memory at a time, not the whole zone.
 
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use crate::serial;
-use crate::zone::{Diff, Zone};
+use crate::zone::{Diff, Zone, soa_serial};
 
 /// Payload bytes per transfer message. Well under the 65,535 maximum, as BIND and Knot do, so
 /// that one message costs little memory and one TSIG covers a bounded amount of data.
@@ -171,13 +171,6 @@ pub fn client_soa(request: &Message) -> Option<&Record> {
         .authorities
         .iter()
         .find(|record| record.record_type() == RecordType::SOA)
-}
-
-fn soa_serial(record: &Record) -> Option<u32> {
-    match &record.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

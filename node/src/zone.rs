@@ -536,6 +536,14 @@ impl Zone {
     }
 }
 
+/// The serial of an SOA record; None for any other record.
+pub fn soa_serial(record: &Record) -> Option<u32> {
+    match &record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    }
+}
+
 /// The records of a node, without the SOA (which a `Diff` carries separately).
 fn node_records(node: &Node) -> impl Iterator<Item = Record> + '_ {
     node.rrsets
