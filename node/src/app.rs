@@ -56,6 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         edns_payload_max: config.server.edns_payload_max,
         store: Some(store.clone()),
         transfers: Arc::new(tokio::sync::Semaphore::new(config.transfer.transfers_max)),
+        keys: config.tsig_keys.clone(),
     });
     services.spawn(listeners.serve(responder, config.server.clone(), root.child_token()));
     services.spawn(status::serve(

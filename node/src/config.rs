@@ -95,6 +95,8 @@ pub struct Config {
     pub transfer: TransferConfig,
     /// This node's certificate, if it has one.
     pub tls: Option<TlsConfig>,
+    /// Every TSIG key defined, for verifying signed queries (RFC 8945 5.2).
+    pub tsig_keys: Vec<Arc<TsigKey>>,
     /// The zones this node serves.
     pub zones: Vec<ZoneConfig>,
 }
@@ -621,6 +623,7 @@ impl Checker {
             limits,
             transfer,
             tls,
+            tsig_keys: keys.values().cloned().collect(),
             zones,
         })
     }

@@ -113,6 +113,8 @@ pub struct Responder {
     pub store: Option<Store>,
     /// Transfers served at once (`transfer.transfers_max`).
     pub transfers: Arc<Semaphore>,
+    /// Every configured TSIG key: a signed query is verified with it and answered signed.
+    pub keys: Vec<Arc<TsigKey>>,
 }
 
 /// A single-message answer to a transfer request (an error, or our SOA over UDP), signed when
@@ -120,6 +122,8 @@ pub struct Responder {
 struct TransferRefusal {
     message: Message,
     signer: Option<Signer>,
+    /// The TSIG error (BADKEY, BADSIG, BADTIME) to report when the request's signature failed.
+    tsig_error: Option<u16>,
 }
 
 /// What to send back for one request.
@@ -486,10 +490,55 @@ impl Responder {
                         tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true)
                             .ok()?;
                     }
+                    if let (Some(error), Ok(Some(record))) =
+                        (answer.tsig_error, tsig::find(request))
+                    {
+                        tsig::append_error(&mut wire, &record, error, unix_now()).ok()?;
+                    }
                     Some(Reply::Message(wire))
                 }
             };
         }
+        // A signed query (RFC 8945 5.2) is verified with our keys and answered signed; a failed
+        // signature gets NOTAUTH with the TSIG error, unsigned.
+        let signer = match tsig::find(request) {
+            Ok(None) => None,
+            Err(_) => {
+                self.count(ResponseCode::FormErr, None);
+                let answer = error_response(&message, ResponseCode::FormErr);
+                return self
+                    .encode(answer, &message, transport, false)
+                    .map(Reply::Message);
+            }
+            Ok(Some(record)) => {
+                let lookup = |name: &Name| {
+                    self.keys
+                        .iter()
+                        .find(|key| key.name.eq_ignore_root(name))
+                        .map(AsRef::as_ref)
+                };
+                match tsig::verify_request(request, lookup, unix_now()) {
+                    Ok(Some((key, mac))) => self
+                        .keys
+                        .iter()
+                        .find(|candidate| candidate.name.eq_ignore_root(&key.name))
+                        .map(|key| (key.clone(), mac)),
+                    Ok(None) => None,
+                    Err(error) => {
+                        debug!(%source, %error, "query failed TSIG verification");
+                        self.count(
+                            ResponseCode::NotAuth,
+                            message.queries.first().map(|q| q.query_type),
+                        );
+                        let answer = error_response(&message, ResponseCode::NotAuth);
+                        let mut wire = self.encode(answer, &message, transport, false)?;
+                        let code = error.tsig_rcode().unwrap_or(tsig::RCODE_BADSIG);
+                        tsig::append_error(&mut wire, &record, code, unix_now()).ok()?;
+                        return Some(Reply::Message(wire));
+                    }
+                }
+            }
+        };
         let (answer, glue_required) = match (message.metadata.op_code, role) {
             (OpCode::Query, Role::All) => self.query(&message, transport),
             (OpCode::Query, Role::NotifyOnly) => {
@@ -499,8 +548,11 @@ impl Responder {
         };
         let qtype = message.queries.first().map(|q| q.query_type);
         self.count(answer.metadata.response_code, qtype);
-        self.encode(answer, &message, transport, glue_required)
-            .map(Reply::Message)
+        let mut wire = self.encode(answer, &message, transport, glue_required)?;
+        if let Some((key, request_mac)) = signer {
+            tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true).ok()?;
+        }
+        Some(Reply::Message(wire))
     }
 
     /// Decides a transfer request (RFC 5936 4.1, RFC 1995): the zone must be ours exactly, the
@@ -518,6 +570,7 @@ impl Responder {
             Box::new(TransferRefusal {
                 message: error_response(request, rcode),
                 signer: None,
+                tsig_error: None,
             })
         };
         let Some(handle) = self.zones.get(&query.name) else {
@@ -537,7 +590,11 @@ impl Responder {
                 .map(|key| (key.clone(), mac)),
             Err(error) => {
                 warn!(zone = %handle.name, %source, %error, "transfer request failed TSIG verification; refused");
-                return Err(refuse(ResponseCode::NotAuth));
+                return Err(Box::new(TransferRefusal {
+                    message: error_response(request, ResponseCode::NotAuth),
+                    signer: None,
+                    tsig_error: Some(error.tsig_rcode().unwrap_or(tsig::RCODE_BADSIG)),
+                }));
             }
         };
         let key_name = signer.as_ref().map(|(key, _)| key.name.clone());
@@ -545,6 +602,7 @@ impl Responder {
             Box::new(TransferRefusal {
                 message: error_response(request, rcode),
                 signer: signer.clone(),
+                tsig_error: None,
             })
         };
         if !client.cluster_member && !handle.allow_transfer.allows(source, key_name.as_ref()) {
@@ -584,6 +642,7 @@ impl Responder {
                 return Err(Box::new(TransferRefusal {
                     message: answer,
                     signer,
+                    tsig_error: None,
                 }));
             }
             return Err(refuse_signed(ResponseCode::Refused));
@@ -908,6 +967,7 @@ mod tests {
             edns_payload_max: 1232,
             store: None,
             transfers: Arc::new(Semaphore::new(4)),
+            keys: Vec::new(),
         }
     }
 
@@ -1228,6 +1288,7 @@ mod tests {
             edns_payload_max: 1232,
             store: None,
             transfers: Arc::new(Semaphore::new(4)),
+            keys: Vec::new(),
         };
         let ds = ask(
             &responder,
@@ -1269,5 +1330,54 @@ mod tests {
                 .response_code,
             ResponseCode::NoError
         );
+    }
+
+    #[test]
+    fn signed_queries_get_signed_answers_and_bad_signatures_notauth() {
+        use crate::tsig::{Algorithm, StreamVerifier};
+        let key = Arc::new(TsigKey {
+            name: name("query-key."),
+            algorithm: Algorithm::HmacSha256,
+            secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+        });
+        let mut responder = responder(true);
+        responder.keys = vec![key.clone()];
+        let source = "198.51.100.7".parse().expect("ip");
+        let mut wire = request("example.test.", RecordType::SOA, None)
+            .to_vec()
+            .expect("encode");
+        let mac = tsig::sign(&mut wire, &key, unix_now(), None).expect("sign");
+        let answer = responder
+            .respond(&wire, source, Transport::Udp, Role::All)
+            .expect("answer");
+        let mut verifier = StreamVerifier::new(key.as_ref().clone(), mac);
+        verifier
+            .verify(&answer, unix_now())
+            .expect("the answer is signed with the query's key");
+        verifier.finish().expect("complete");
+
+        let wrong = TsigKey {
+            secret: b"another secret, not the shared one".to_vec(),
+            ..key.as_ref().clone()
+        };
+        let mut wire = request("example.test.", RecordType::SOA, None)
+            .to_vec()
+            .expect("encode");
+        tsig::sign(&mut wire, &wrong, unix_now(), None).expect("sign");
+        let answer = responder
+            .respond(&wire, source, Transport::Udp, Role::All)
+            .expect("answer");
+        assert_eq!(
+            Message::from_vec(&answer)
+                .expect("decodable")
+                .metadata
+                .response_code,
+            ResponseCode::NotAuth
+        );
+        let record = tsig::find(&answer)
+            .expect("well formed")
+            .expect("a TSIG record");
+        assert!(record.rdata.mac.is_empty(), "BADSIG answers are unsigned");
+        assert_eq!(record.rdata.error.map(u16::from), Some(tsig::RCODE_BADSIG));
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use base64::Engine as _;
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Sha224, Sha256, Sha384, Sha512};
@@ -416,6 +416,50 @@ pub fn verify_request<'k>(
     }
     check_time(&record.rdata, now)?;
     Ok(Some((key, record.rdata.mac)))
+}
+
+/// Appends the TSIG record that reports a failed request signature (RFC 8945 5.3.2): the
+/// request's key name, algorithm and original ID, an empty MAC, and `error` (BADKEY, BADSIG or
+/// BADTIME; for BADTIME our clock goes in Other Data). The answer itself is not signed, since
+/// the failure may mean we do not share the key.
+pub fn append_error(
+    wire: &mut Vec<u8>,
+    request: &TsigRecord,
+    error: u16,
+    now: u64,
+) -> Result<(), TsigError> {
+    if wire.len() < HEADER_LEN {
+        return Err(TsigError::Malformed("shorter than a DNS header"));
+    }
+    let additional_count = read_u16(wire, ARCOUNT_OFFSET)?
+        .checked_add(1)
+        .ok_or(TsigError::MessageTooLarge)?;
+    let other = if error == RCODE_BADTIME {
+        (now & TIME_MASK).to_be_bytes()[2..].to_vec()
+    } else {
+        Vec::new()
+    };
+    let rdata = TSIG::new(
+        request.rdata.algorithm.clone(),
+        request.rdata.time,
+        request.rdata.fudge,
+        Vec::new(),
+        request.rdata.oid,
+        Some(hickory_proto::rr::rdata::tsig::TsigError::from(error)),
+        other,
+    );
+    let record = hickory_proto::rr::rdata::tsig::make_tsig_record(request.key_name.clone(), rdata);
+    let mut encoded = Vec::with_capacity(96);
+    let mut encoder = BinEncoder::new(&mut encoded);
+    record
+        .emit(&mut encoder)
+        .map_err(|_| TsigError::Malformed("cannot encode the error record"))?;
+    if wire.len() + encoded.len() > MESSAGE_LEN_MAX {
+        return Err(TsigError::MessageTooLarge);
+    }
+    wire.extend_from_slice(&encoded);
+    wire[ARCOUNT_OFFSET..ARCOUNT_OFFSET + 2].copy_from_slice(&additional_count.to_be_bytes());
+    Ok(())
 }
 
 /// Verifies a (possibly multi-message) response stream to a request signed with `key` whose MAC
