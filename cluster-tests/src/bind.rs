@@ -6,15 +6,20 @@
 //! journal either way, so secondaries can use IXFR; `max-ixfr-ratio unlimited` stops BIND from
 //! answering IXFR AXFR-style when a test zone is so small that the diff outweighs it. Dropping a
 //! `Bind` kills `named`.
+//!
+//! BIND can also be a secondary (of a zonecast node, to check zonecast's transfers out with a
+//! real client), and listen for XFR-over-TLS (RFC 9103) with a certificate the test provides:
+//! then a zone may allow transfers over TLS only, and a secondary zone may pull over TLS.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use hickory_proto::rr::RecordType;
 use tempfile::TempDir;
 
-use crate::client::soa_serial;
+use crate::client::{QueryOptions, query_udp, soa_serial};
 use crate::process::Daemon;
 use crate::tsig::TsigKey;
 use crate::util::{
@@ -43,6 +48,55 @@ pub struct BindZone {
     /// When true, the zone accepts dynamic updates signed with the update key; edits of its
     /// file then go through `rndc freeze`/`thaw`, because BIND refuses to reload a dynamic zone.
     pub dynamic: bool,
+    /// When true, transfers are allowed only over XFR-over-TLS on the TLS port (the server
+    /// needs `BindOptions::tls`); plain TCP transfers are refused.
+    pub xot_only: bool,
+    /// When set, BIND is a secondary for the zone, pulling it from this primary; `text` is
+    /// ignored and the zone is neither dynamic nor editable.
+    pub secondary_of: Option<BindPrimary>,
+}
+
+/// The primary of a zone for which BIND is a secondary.
+#[derive(Clone, Debug)]
+pub struct BindPrimary {
+    /// The primary's address: its DNS port, or its XFR-over-TLS port when `tls` is set.
+    pub address: SocketAddr,
+    /// Pull over XFR-over-TLS, checking the primary's certificate strictly:
+    /// (CA file, the name the certificate must carry).
+    pub tls: Option<(PathBuf, String)>,
+    /// Sign requests to the primary (SOA queries and transfers) with this key and require
+    /// signed answers.
+    pub key: Option<TsigKey>,
+}
+
+impl BindPrimary {
+    /// A primary reached over plain TCP (and UDP for SOA queries), without TSIG.
+    pub fn plain(address: SocketAddr) -> BindPrimary {
+        BindPrimary {
+            address,
+            tls: None,
+            key: None,
+        }
+    }
+}
+
+/// Server-wide options of a BIND instance.
+#[derive(Clone, Debug, Default)]
+pub struct BindOptions {
+    /// The DNS port; `None` picks a free one. Set it when a zonecast node's `also_notify` must
+    /// name this server before it starts.
+    pub port: Option<u16>,
+    /// Listen for XFR-over-TLS on a free port with this certificate.
+    pub tls: Option<BindTls>,
+}
+
+/// The certificate BIND serves XFR-over-TLS with (`tls local-tls { ... }`).
+#[derive(Clone, Debug)]
+pub struct BindTls {
+    /// PEM certificate (`cert-file`).
+    pub certificate: PathBuf,
+    /// PEM private key (`key-file`).
+    pub private_key: PathBuf,
 }
 
 impl BindZone {
@@ -54,7 +108,24 @@ impl BindZone {
             also_notify: Vec::new(),
             transfer_key: None,
             dynamic: true,
+            xot_only: false,
+            secondary_of: None,
         }
+    }
+
+    /// A zone for which BIND is a secondary of `primary`.
+    pub fn secondary(name: &str, primary: BindPrimary) -> BindZone {
+        BindZone {
+            dynamic: false,
+            secondary_of: Some(primary),
+            ..BindZone::new(name, String::new())
+        }
+    }
+
+    /// Allows transfers over XFR-over-TLS only.
+    pub fn xot_only(mut self) -> BindZone {
+        self.xot_only = true;
+        self
     }
 
     /// Adds a NOTIFY target on 127.0.0.1.
@@ -85,15 +156,23 @@ pub struct Bind {
     named: PathBuf,
     port: u16,
     control_port: u16,
+    tls: Option<BindTls>,
+    tls_port: Option<u16>,
     rndc_key: TsigKey,
     update_key: TsigKey,
     zones: Vec<BindZone>,
 }
 
 impl Bind {
-    /// Writes the configuration and zone files, starts `named` and waits until every zone
-    /// answers its SOA.
+    /// Writes the configuration and zone files, starts `named` and waits until every primary
+    /// zone answers its SOA (and, for secondary zones, until BIND answers at all: wait for them
+    /// to load with `wait_for_serial_within`).
     pub fn start(zones: Vec<BindZone>) -> Bind {
+        Bind::start_with(zones, BindOptions::default())
+    }
+
+    /// Like `start`, with server-wide `options`.
+    pub fn start_with(zones: Vec<BindZone>, options: BindOptions) -> Bind {
         let named = require_program("named", "bind9");
         require_program("rndc", "bind9-utils");
         let dir = temp_dir("bind");
@@ -103,14 +182,18 @@ impl Bind {
             daemon: None,
             dir,
             named,
-            port: free_port(),
+            port: options.port.unwrap_or_else(free_port),
             control_port: free_port(),
+            tls_port: options.tls.as_ref().map(|_| free_port()),
+            tls: options.tls,
             rndc_key: TsigKey::generate("rndc-key", "hmac-sha256"),
             update_key: TsigKey::generate("update-key", "hmac-sha256"),
             zones,
         };
         for zone in bind.zones.clone() {
-            write_file(&bind.zone_path(&zone.name), &zone.text);
+            if zone.secondary_of.is_none() {
+                write_file(&bind.zone_path(&zone.name), &zone.text);
+            }
         }
         bind.write_config();
         bind.launch();
@@ -125,6 +208,14 @@ impl Bind {
     /// The DNS port of this primary.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The XFR-over-TLS address; panics unless BIND was started with `BindOptions::tls`.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let port = self
+            .tls_port
+            .expect("this BIND was started without BindOptions::tls");
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
 
     /// The key that signs dynamic updates.
@@ -152,6 +243,7 @@ impl Bind {
         let dynamic = self.zone(zone).dynamic;
         if dynamic {
             self.rndc(&["freeze", zone]);
+            self.wait_for_dump(zone);
         }
         self.write_zone_file(zone, text);
         if dynamic {
@@ -162,6 +254,27 @@ impl Bind {
         self.zone_mut(zone).text = text.to_owned();
         if let Some(serial) = serial_in_text(text) {
             self.wait_for_serial(zone, serial);
+        }
+    }
+
+    /// Waits until the zone file of a frozen dynamic zone holds the served serial: `rndc freeze`
+    /// returns before BIND has finished dumping the zone, and a dump that lands after the test
+    /// wrote its new file silently restores the old content ("ixfr-from-differences:
+    /// unchanged" at thaw).
+    fn wait_for_dump(&self, zone: &str) {
+        let served = self.serial(zone);
+        let path = self.zone_path(zone);
+        let dumped = poll(CHANGE_TIMEOUT, Duration::from_millis(10), || {
+            let text = std::fs::read_to_string(&path).ok()?;
+            (dumped_serial(&text) == Some(served)).then_some(())
+        });
+        if dumped.is_none() {
+            panic!(
+                "BIND did not dump serial {served} of {zone} to {} within {CHANGE_TIMEOUT:?} after \
+                 `rndc freeze`\n{}",
+                path.display(),
+                self.log_tail(40)
+            );
         }
     }
 
@@ -304,16 +417,35 @@ impl Bind {
     }
 
     fn wait_for_serial(&self, zone: &str, serial: u32) {
-        let reached = poll(CHANGE_TIMEOUT, Duration::from_millis(20), || {
+        self.wait_for_serial_within(zone, serial, CHANGE_TIMEOUT);
+    }
+
+    /// Polls the SOA of `zone` until BIND answers `serial` (a secondary zone loading or
+    /// following its primary); panics with the log tail after `timeout`.
+    pub fn wait_for_serial_within(&self, zone: &str, serial: u32, timeout: Duration) {
+        let reached = poll(timeout, Duration::from_millis(20), || {
             let current = soa_serial(self.addr(), zone, Duration::from_secs(1)).ok()?;
             (current == serial).then_some(())
         });
         if reached.is_none() {
             panic!(
-                "BIND did not reach serial {serial} for {zone} within {CHANGE_TIMEOUT:?}\n{}",
+                "BIND did not reach serial {serial} for {zone} within {timeout:?}\n{}",
                 self.log_tail(40)
             );
         }
+    }
+
+    /// Polls BIND's log until a line contains `needle`; returns that line, or `None` after
+    /// `timeout`.
+    pub fn wait_for_log_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let log_path = self.dir.path().join("named.log");
+        poll(timeout, Duration::from_millis(50), || {
+            let text = std::fs::read_to_string(&log_path).ok()?;
+            text.lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        })
+        .map(|(line, _)| line)
     }
 
     /// Writes `named.conf` and `rndc.conf` from the current zone list.
@@ -326,7 +458,7 @@ impl Bind {
     session-keyfile "{dir}/session.key";
     managed-keys-directory "{dir}";
     listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
+{tls_listen}    listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
     notify explicit;
@@ -348,22 +480,54 @@ logging {{
             port = self.port,
             control_port = self.control_port,
             rndc_key = self.rndc_key.name,
+            tls_listen = match self.tls_port {
+                Some(port) =>
+                    format!("    listen-on port {port} tls local-tls {{ 127.0.0.1; }};\n"),
+                None => String::new(),
+            },
         );
+        if let Some(tls) = &self.tls {
+            config.push_str(&format!(
+                "tls local-tls {{ key-file \"{}\"; cert-file \"{}\"; }};\n",
+                tls.private_key.display(),
+                tls.certificate.display()
+            ));
+        }
         config.push_str(&self.rndc_key.bind_statement());
         config.push_str(&self.update_key.bind_statement());
         let mut key_names = Vec::new();
         for zone in &self.zones {
-            if let Some(key) = &zone.transfer_key
-                && !key_names.contains(&key.name)
+            let primary_key = zone
+                .secondary_of
+                .as_ref()
+                .and_then(|primary| primary.key.as_ref());
+            for key in [zone.transfer_key.as_ref(), primary_key]
+                .into_iter()
+                .flatten()
             {
-                key_names.push(key.name.clone());
-                config.push_str(&key.bind_statement());
+                if !key_names.contains(&key.name) {
+                    key_names.push(key.name.clone());
+                    config.push_str(&key.bind_statement());
+                }
             }
         }
-        for zone in &self.zones {
-            let allow_transfer = match &zone.transfer_key {
-                Some(key) => format!("key \"{}\";", key.name),
-                None => "127.0.0.0/8;".to_owned(),
+        for (index, zone) in self.zones.iter().enumerate() {
+            if let Some(primary) = &zone.secondary_of {
+                config.push_str(&self.secondary_zone_config(index, zone, primary));
+                continue;
+            }
+            let allow_transfer = match (&zone.transfer_key, zone.xot_only) {
+                (Some(key), false) => format!("{{ key \"{}\"; }}", key.name),
+                (None, false) => "{ 127.0.0.0/8; }".to_owned(),
+                (Some(key), true) => format!(
+                    "port {} transport tls {{ key \"{}\"; }}",
+                    self.tls_addr().port(),
+                    key.name
+                ),
+                (None, true) => format!(
+                    "port {} transport tls {{ 127.0.0.0/8; }}",
+                    self.tls_addr().port()
+                ),
             };
             let allow_update = if zone.dynamic {
                 format!("key \"{}\";", self.update_key.name)
@@ -389,7 +553,7 @@ logging {{
             };
             config.push_str(&format!(
                 "zone \"{name}\" {{\n    type primary;\n    file \"{file}\";\n    \
-                 allow-transfer {{ {allow_transfer} }};\n    allow-update {{ {allow_update} }};\n    \
+                 allow-transfer {allow_transfer};\n    allow-update {{ {allow_update} }};\n    \
                  {notify}\n}};\n",
                 name = zone.name,
                 file = self.zone_path(&zone.name).display(),
@@ -405,6 +569,43 @@ logging {{
         write_file(&self.dir.path().join("rndc.conf"), rndc_config);
     }
 
+    /// The configuration of zone number `index`, for which BIND is a secondary of `primary`:
+    /// transfers from it open to loopback, NOTIFY accepted from the primary's address.
+    fn secondary_zone_config(
+        &self,
+        index: usize,
+        zone: &BindZone,
+        primary: &BindPrimary,
+    ) -> String {
+        let mut text = String::new();
+        let tls = match &primary.tls {
+            Some((ca_file, remote_hostname)) => {
+                let name = format!("xot-client-{index}");
+                text.push_str(&format!(
+                    "tls {name} {{ ca-file \"{}\"; remote-hostname \"{remote_hostname}\"; }};\n",
+                    ca_file.display()
+                ));
+                format!(" tls {name}")
+            }
+            None => String::new(),
+        };
+        text.push_str(&format!(
+            "zone \"{name}\" {{\n    type secondary;\n    file \"{file}\";\n    \
+             primaries {{ {ip} port {port}{key}{tls}; }};\n    allow-transfer {{ 127.0.0.0/8; }};\n    \
+             notify no;\n}};\n",
+            name = zone.name,
+            file = self.zone_path(&zone.name).display(),
+            ip = primary.address.ip(),
+            port = primary.address.port(),
+            key = primary
+                .key
+                .as_ref()
+                .map(|key| format!(" key \"{}\"", key.name))
+                .unwrap_or_default(),
+        ));
+        text
+    }
+
     /// Starts `named` in the foreground and waits until every zone answers its SOA.
     fn launch(&mut self) {
         let mut command = Command::new(&self.named);
@@ -416,8 +617,18 @@ logging {{
             .arg(self.dir.path().join("named.conf"));
         let mut daemon = Daemon::spawn("named", &mut command, &self.dir.path().join("named.log"));
         for zone in &self.zones {
+            // A primary zone is ready when its SOA is answered; a secondary zone loads from
+            // its primary later (see `wait_for_serial_within`): any answer means BIND is up.
+            let secondary = zone.secondary_of.is_some();
             let answered = poll(START_TIMEOUT, Duration::from_millis(50), || {
-                soa_serial(self.addr(), &zone.name, Duration::from_millis(500)).ok()
+                if secondary {
+                    let options = QueryOptions::default().with_timeout(Duration::from_millis(500));
+                    query_udp(self.addr(), &zone.name, RecordType::SOA, &options)
+                        .ok()
+                        .map(|_| 0)
+                } else {
+                    soa_serial(self.addr(), &zone.name, Duration::from_millis(500)).ok()
+                }
             });
             if answered.is_none() {
                 let status = daemon.exit_status().unwrap_or_else(|| "running".to_owned());
@@ -441,9 +652,34 @@ pub fn serial_in_text(text: &str) -> Option<u32> {
     fields.nth(3)?.parse().ok()
 }
 
+/// The SOA serial of a master file in any layout, including BIND's dumps, which spread the SOA
+/// over several lines with parentheses and comments.
+pub fn dumped_serial(text: &str) -> Option<u32> {
+    let tokens: Vec<&str> = text
+        .lines()
+        .map(|line| line.split(';').next().unwrap_or_default())
+        .flat_map(str::split_whitespace)
+        .flat_map(|token| token.split(['(', ')']))
+        .filter(|token| !token.is_empty())
+        .collect();
+    let soa = tokens.iter().position(|token| *token == "SOA")?;
+    // SOA MNAME RNAME SERIAL
+    tokens.get(soa + 3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serial_is_found_in_a_bind_dump() {
+        let dump = "$ORIGIN .\n$TTL 3600\nexample.test\t\tIN SOA\tns1.example.test. \
+                    hostmaster.example.test. (\n\t\t\t\t2          ; serial\n\t\t\t\t3600 ; \
+                    refresh (1 hour)\n\t\t\t\t)\n\t\t\tNS\tns1.example.test.\n";
+        assert_eq!(dumped_serial(dump), Some(2));
+        let text = crate::zones::simple_zone("example.test", 42, 2, 1, 5);
+        assert_eq!(dumped_serial(&text), Some(42));
+    }
 
     #[test]
     fn serial_is_found_in_a_soa_line() {

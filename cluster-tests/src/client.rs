@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::tsig::{self, TsigKey};
@@ -390,6 +391,44 @@ pub fn soa_serial(server: SocketAddr, zone: &str, timeout: Duration) -> anyhow::
     answer_serial(&response).with_context(|| format!("no SOA in the answer for {zone}"))
 }
 
+/// Asks `zone`/`rtype` (SOA, AXFR, or IXFR from `ixfr_serial`) over TCP with an empty EDNS
+/// EXPIRE option (RFC 7314) and returns the EXPIRE value in the (first) answer message, or
+/// `None` when the answer has no EXPIRE option.
+pub fn expire_over_tcp(
+    server: SocketAddr,
+    zone: &str,
+    rtype: RecordType,
+    ixfr_serial: Option<u32>,
+) -> anyhow::Result<Option<u32>> {
+    let mut request = build_query(zone, rtype, &QueryOptions::default());
+    if let Some(serial) = ixfr_serial {
+        request.add_authority(soa_record(zone, serial));
+    }
+    if let Some(edns) = request.edns.as_mut() {
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(u16::from(EdnsCode::Expire), Vec::new()));
+    }
+    let response = exchange_tcp(server, &request, Duration::from_secs(3))?;
+    ensure!(
+        response.metadata.response_code == ResponseCode::NoError,
+        "{zone} {rtype} answered {}",
+        response.metadata.response_code
+    );
+    let Some(option) = response
+        .edns
+        .as_ref()
+        .and_then(|edns| edns.option(EdnsCode::Expire))
+    else {
+        return Ok(None);
+    };
+    let bytes = Vec::<u8>::try_from(option).context("encoding the EXPIRE option")?;
+    let value: [u8; 4] = bytes
+        .as_slice()
+        .try_into()
+        .with_context(|| format!("an EXPIRE option of {} bytes", bytes.len()))?;
+    Ok(Some(u32::from_be_bytes(value)))
+}
+
 /// Runs the real `dig` with `arguments` and returns its standard output; panics if `dig` is
 /// missing or exits with an error.
 pub fn dig(arguments: &[&str]) -> String {
@@ -436,6 +475,30 @@ pub fn soa_lines(output: &str) -> usize {
         .lines()
         .filter(|line| !line.starts_with(';') && line.split_whitespace().nth(3) == Some("SOA"))
         .count()
+}
+
+/// The records of `dig` or `kdig` output with one record a line, in output order, with runs of
+/// whitespace collapsed to one space (comment and empty lines are skipped).
+pub fn record_lines(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with(';'))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// `record_lines`, sorted: for comparing record sets whatever their order.
+pub fn sorted_record_lines(output: &str) -> Vec<String> {
+    let mut lines = record_lines(output);
+    lines.sort();
+    lines
+}
+
+/// Runs the real `kdig` with `arguments` whatever its exit status; returns (success, standard
+/// output followed by standard error).
+pub fn kdig_unchecked(arguments: &[&str]) -> (bool, String) {
+    let program = require_program("kdig", "knot-dnsutils");
+    run_unchecked(Command::new(program).args(arguments), COMMAND_TIMEOUT)
 }
 
 /// Runs the real `kdig` with `arguments` and returns its standard output; panics if `kdig` is

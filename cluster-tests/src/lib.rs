@@ -4,6 +4,9 @@
 //! `zonecast` daemon itself — each with its own temporary directory, configuration and ports, and
 //! observes them only through the wire: DNS over UDP/TCP, the `dig`/`kdig` tools, and zonecast's
 //! HTTP status endpoint. A hostile primary test double serves deliberately broken transfers.
+//! Certificates for XFR-over-TLS and XFR-over-QUIC are made with `zonecast cert` (`certs`), and
+//! an independent DNS-over-QUIC client (dnspython with aioquic, `scripts/doq_xfr.py`) checks
+//! zonecast's XoQ server from outside.
 //!
 //! Invariants:
 //! - Every socket this crate opens, and every address it writes into a configuration, is on
@@ -15,9 +18,11 @@
 //! - Child processes are killed when their handle is dropped, also when a test panics.
 
 pub mod bind;
+pub mod certs;
 pub mod check;
 pub mod client;
 pub mod compare;
+pub mod doq;
 pub mod hostile;
 pub mod knot;
 pub mod nsd;
@@ -28,7 +33,8 @@ pub mod util;
 pub mod zonecast;
 pub mod zones;
 
-pub use bind::{Bind, BindZone};
+pub use bind::{Bind, BindOptions, BindPrimary, BindTls, BindZone};
+pub use certs::{ClusterCa, NodeCertificate};
 pub use client::{QueryOptions, dig, dig_at, kdig, query_tcp, query_udp};
 pub use compare::compare;
 pub use hostile::{HostilePrimary, Mode};
@@ -36,4 +42,6 @@ pub use knot::Knot;
 pub use nsd::Nsd;
 pub use tsig::TsigKey;
 pub use util::{free_port, require_program, temp_dir};
-pub use zonecast::{Zonecast, ZonecastConfig};
+pub use zonecast::{
+    AclEntry, Peer, Primary, TlsTrust, Transport, ZoneConfig, ZoneSource, Zonecast, ZonecastConfig,
+};

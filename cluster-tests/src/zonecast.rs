@@ -127,13 +127,141 @@ impl Default for TimerClamps {
     }
 }
 
+/// How a primary is reached: the `transport` and `tls_*` settings of a `primaries` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain TCP (and UDP for SOA queries): `transport = "tcp"`, the default.
+    Tcp,
+    /// XFR-over-TLS (RFC 9103): `transport = "tls"`.
+    Tls {
+        /// `tls_name`: the name the primary's certificate must carry.
+        name: String,
+        /// How the primary is authenticated.
+        trust: TlsTrust,
+        /// `tls_client_certificate`: present this node's `[tls]` certificate.
+        client_certificate: bool,
+    },
+}
+
+/// How a TLS primary is authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsTrust {
+    /// `tls_ca`: the certificate must chain to this CA file and carry the name.
+    Ca(PathBuf),
+    /// `tls_pin`: SHA-256 SPKI pins (base64).
+    Pin(Vec<String>),
+    /// `tls_opportunistic = true`: any certificate.
+    Opportunistic,
+}
+
+/// One entry of a zone's `primaries`.
+#[derive(Clone, Debug)]
+pub struct Primary {
+    /// `address`.
+    pub address: SocketAddr,
+    /// `tsig_key`: the name of a `[[tsig_key]]`.
+    pub tsig_key: Option<String>,
+    /// `transport` and the `tls_*` settings.
+    pub transport: Transport,
+}
+
+impl Primary {
+    /// A primary reached over plain TCP, without TSIG.
+    pub fn tcp(address: SocketAddr) -> Primary {
+        Primary {
+            address,
+            tsig_key: None,
+            transport: Transport::Tcp,
+        }
+    }
+
+    /// A primary reached over XFR-over-TLS whose certificate carries `name`, trusted as `trust`.
+    pub fn tls(address: SocketAddr, name: &str, trust: TlsTrust) -> Primary {
+        Primary {
+            address,
+            tsig_key: None,
+            transport: Transport::Tls {
+                name: name.to_owned(),
+                trust,
+                client_certificate: false,
+            },
+        }
+    }
+
+    /// The same primary with requests signed with the `[[tsig_key]]` named `key`.
+    pub fn with_key(mut self, key: &str) -> Primary {
+        self.tsig_key = Some(key.to_owned());
+        self
+    }
+}
+
+/// One entry of a zone's `peers`: another zonecast node, pulled over QUIC with mutual TLS.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// `address`: the peer's `xoq_listen` address.
+    pub address: SocketAddr,
+    /// `name`: the name in the peer's cluster certificate.
+    pub name: String,
+}
+
 /// Where a zone's data comes from.
 #[derive(Clone, Debug)]
 pub enum ZoneSource {
-    /// Transfers from these primaries: (address, name of a `[[tsig_key]]`).
-    Primaries(Vec<(SocketAddr, Option<String>)>),
+    /// Transfers from these primaries, tried in order.
+    Primaries(Vec<Primary>),
+    /// Transfers from these zonecast peers over QUIC, tried in order.
+    Peers(Vec<Peer>),
     /// A master file, reloaded when it changes.
     File(PathBuf),
+}
+
+/// One entry of a transfer ACL (`[transfer].allow` or a zone's `allow_transfer`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclEntry {
+    /// `prefix`: an address or a prefix such as `127.0.0.0/8`.
+    pub prefix: String,
+    /// `tsig_key`: when set, requests must be signed with this `[[tsig_key]]`.
+    pub tsig_key: Option<String>,
+}
+
+impl AclEntry {
+    /// Allows `prefix` without TSIG.
+    pub fn open(prefix: &str) -> AclEntry {
+        AclEntry {
+            prefix: prefix.to_owned(),
+            tsig_key: None,
+        }
+    }
+
+    /// Allows `prefix` for requests signed with the `[[tsig_key]]` named `key`.
+    pub fn keyed(prefix: &str, key: &str) -> AclEntry {
+        AclEntry {
+            prefix: prefix.to_owned(),
+            tsig_key: Some(key.to_owned()),
+        }
+    }
+
+    fn to_toml(&self) -> String {
+        match &self.tsig_key {
+            Some(key) => format!(
+                "{{ prefix = {}, tsig_key = {} }}",
+                toml_string(&self.prefix),
+                toml_string(key)
+            ),
+            None => format!("{{ prefix = {} }}", toml_string(&self.prefix)),
+        }
+    }
+}
+
+/// The node's own certificate (`[tls]`).
+#[derive(Clone, Debug)]
+pub struct TlsIdentity {
+    /// `certificate`: PEM certificate chain.
+    pub certificate: PathBuf,
+    /// `private_key`: PEM private key.
+    pub private_key: PathBuf,
+    /// `ca`: the cluster CA.
+    pub ca: Option<PathBuf>,
 }
 
 /// One `[[zone]]`.
@@ -143,9 +271,48 @@ pub struct ZoneConfig {
     pub name: String,
     /// Data source.
     pub source: ZoneSource,
+    /// `also_notify`: downstreams told of every new version.
+    pub also_notify: Vec<SocketAddr>,
+    /// `allow_transfer`: replaces `[transfer].allow` for this zone when set.
+    pub allow_transfer: Option<Vec<AclEntry>>,
 }
 
-/// A zonecast configuration; ports and the data directory are filled in by `Zonecast::start`.
+impl ZoneConfig {
+    /// A zone with `source`, no NOTIFY targets and the node-wide transfer ACL.
+    pub fn new(name: &str, source: ZoneSource) -> ZoneConfig {
+        ZoneConfig {
+            name: name.to_owned(),
+            source,
+            also_notify: Vec::new(),
+            allow_transfer: None,
+        }
+    }
+
+    /// A zone transferred from `primaries`, tried in order.
+    pub fn primaries(name: &str, primaries: Vec<Primary>) -> ZoneConfig {
+        ZoneConfig::new(name, ZoneSource::Primaries(primaries))
+    }
+
+    /// A zone copied from zonecast `peers` over QUIC.
+    pub fn peers(name: &str, peers: Vec<Peer>) -> ZoneConfig {
+        ZoneConfig::new(name, ZoneSource::Peers(peers))
+    }
+
+    /// Adds a NOTIFY target.
+    pub fn also_notify(mut self, target: SocketAddr) -> ZoneConfig {
+        self.also_notify.push(target);
+        self
+    }
+
+    /// Sets the zone's own transfer ACL.
+    pub fn allow_transfer(mut self, entries: Vec<AclEntry>) -> ZoneConfig {
+        self.allow_transfer = Some(entries);
+        self
+    }
+}
+
+/// A zonecast configuration; the data directory and the status port are filled in by
+/// `Zonecast::start`, and so is the DNS port unless `dns_port` is set.
 #[derive(Clone, Debug, Default)]
 pub struct ZonecastConfig {
     /// Zones to serve.
@@ -161,6 +328,18 @@ pub struct ZonecastConfig {
     /// The DNS port to listen on; `None` picks a free one. Set it when a primary's
     /// `also-notify` must name the node before the node starts.
     pub dns_port: Option<u16>,
+    /// `[tls]`: this node's certificate and the cluster CA.
+    pub tls: Option<TlsIdentity>,
+    /// `server.xot_listen` on 127.0.0.1 at this port.
+    pub xot_port: Option<u16>,
+    /// `server.xot_require_client_cert`.
+    pub xot_require_client_cert: bool,
+    /// `server.xoq_listen` on 127.0.0.1 at this (UDP) port.
+    pub xoq_port: Option<u16>,
+    /// `[transfer].allow`.
+    pub transfer_allow: Vec<AclEntry>,
+    /// `[transfer].journal_diffs_max`.
+    pub journal_diffs_max: Option<usize>,
 }
 
 impl ZonecastConfig {
@@ -169,26 +348,33 @@ impl ZonecastConfig {
         ZonecastConfig::default()
     }
 
-    /// Adds a zone transferred from `primary`, optionally with a TSIG key (which is added to the
-    /// key list, replacing a key of the same name).
-    pub fn primary_zone(mut self, name: &str, primary: SocketAddr, key: Option<&TsigKey>) -> Self {
-        if let Some(key) = key {
-            self.tsig_keys.retain(|existing| existing.name != key.name);
-            self.tsig_keys.push(key.clone());
-        }
-        self.zones.push(ZoneConfig {
-            name: name.to_owned(),
-            source: ZoneSource::Primaries(vec![(primary, key.map(|key| key.name.clone()))]),
-        });
-        self
+    /// Adds a zone transferred from `primary` over TCP, optionally with a TSIG key (which is
+    /// added to the key list, replacing a key of the same name).
+    pub fn primary_zone(self, name: &str, primary: SocketAddr, key: Option<&TsigKey>) -> Self {
+        let mut entry = Primary::tcp(primary);
+        entry.tsig_key = key.map(|key| key.name.clone());
+        let config = match key {
+            Some(key) => self.tsig_key(key),
+            None => self,
+        };
+        config.zone(ZoneConfig::primaries(name, vec![entry]))
     }
 
     /// Adds a zone loaded from a master file.
-    pub fn file_zone(mut self, name: &str, path: &Path) -> Self {
-        self.zones.push(ZoneConfig {
-            name: name.to_owned(),
-            source: ZoneSource::File(path.to_owned()),
-        });
+    pub fn file_zone(self, name: &str, path: &Path) -> Self {
+        self.zone(ZoneConfig::new(name, ZoneSource::File(path.to_owned())))
+    }
+
+    /// Adds a zone.
+    pub fn zone(mut self, zone: ZoneConfig) -> Self {
+        self.zones.push(zone);
+        self
+    }
+
+    /// Adds a TSIG key, replacing a key of the same name.
+    pub fn tsig_key(mut self, key: &TsigKey) -> Self {
+        self.tsig_keys.retain(|existing| existing.name != key.name);
+        self.tsig_keys.push(key.clone());
         self
     }
 
@@ -210,27 +396,65 @@ impl ZonecastConfig {
         self
     }
 
+    /// Sets this node's certificate (`[tls]`).
+    pub fn tls(mut self, identity: TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self
+    }
+
+    /// Listens for XFR-over-TLS on a free port (needs `tls`).
+    pub fn with_xot(mut self) -> Self {
+        self.xot_port = Some(free_port());
+        self
+    }
+
+    /// Listens for XFR-over-QUIC on a free port (needs `tls` with a CA).
+    pub fn with_xoq(self) -> Self {
+        self.xoq_port(free_port())
+    }
+
+    /// Listens for XFR-over-QUIC on `port` (set it when another node's `peers` must name this
+    /// node before it starts).
+    pub fn xoq_port(mut self, port: u16) -> Self {
+        self.xoq_port = Some(port);
+        self
+    }
+
+    /// Adds an entry to `[transfer].allow`.
+    pub fn allow_transfer(mut self, entry: AclEntry) -> Self {
+        self.transfer_allow.push(entry);
+        self
+    }
+
     /// The TOML text for the given data directory and listening addresses.
     pub fn to_toml(&self, data_dir: &Path, dns: SocketAddr, status: SocketAddr) -> String {
         let mut text = String::new();
         let timers = &self.timers;
+        let mut listen = vec![toml_string(&dns.to_string())];
+        if self.ipv6 {
+            let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dns.port()));
+            listen.push(toml_string(&v6.to_string()));
+        }
         let _ = write!(
             text,
-            "[node]\ndata_dir = {}\n\n[server]\nlisten = [{}]\n\n[status]\nlisten = {}\n\n\
+            "[node]\ndata_dir = {}\n\n[server]\nlisten = [{}]\n",
+            toml_string(&data_dir.display().to_string()),
+            listen.join(", "),
+        );
+        if let Some(port) = self.xot_port {
+            let _ = writeln!(text, "xot_listen = [\"127.0.0.1:{port}\"]");
+        }
+        if self.xot_require_client_cert {
+            let _ = writeln!(text, "xot_require_client_cert = true");
+        }
+        if let Some(port) = self.xoq_port {
+            let _ = writeln!(text, "xoq_listen = [\"127.0.0.1:{port}\"]");
+        }
+        let _ = write!(
+            text,
+            "\n[status]\nlisten = {}\n\n\
              [timers]\nrefresh_min = {}\nrefresh_max = {}\nretry_min = {}\nretry_max = {}\n\
              expire_min = {}\nexpire_max = {}\n\n",
-            toml_string(&data_dir.display().to_string()),
-            if self.ipv6 {
-                format!(
-                    "{}, {}",
-                    toml_string(&dns.to_string()),
-                    toml_string(
-                        &SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dns.port())).to_string()
-                    )
-                )
-            } else {
-                toml_string(&dns.to_string())
-            },
             toml_string(&status.to_string()),
             toml_string(&timers.refresh_min),
             toml_string(&timers.refresh_max),
@@ -246,6 +470,28 @@ impl ZonecastConfig {
                 toml_string(timeout)
             );
         }
+        if let Some(tls) = &self.tls {
+            let _ = write!(
+                text,
+                "[tls]\ncertificate = {}\nprivate_key = {}\n",
+                toml_path(&tls.certificate),
+                toml_path(&tls.private_key)
+            );
+            if let Some(ca) = &tls.ca {
+                let _ = writeln!(text, "ca = {}", toml_path(ca));
+            }
+            text.push('\n');
+        }
+        if !self.transfer_allow.is_empty() || self.journal_diffs_max.is_some() {
+            text.push_str("[transfer]\n");
+            if !self.transfer_allow.is_empty() {
+                let _ = writeln!(text, "allow = [{}]", acl_toml(&self.transfer_allow));
+            }
+            if let Some(diffs) = self.journal_diffs_max {
+                let _ = writeln!(text, "journal_diffs_max = {diffs}");
+            }
+            text.push('\n');
+        }
         for key in &self.tsig_keys {
             let _ = write!(
                 text,
@@ -259,32 +505,87 @@ impl ZonecastConfig {
             let _ = writeln!(text, "[[zone]]\nname = {}", toml_string(&zone.name));
             match &zone.source {
                 ZoneSource::Primaries(primaries) => {
-                    let list: Vec<String> = primaries
+                    let list: Vec<String> = primaries.iter().map(primary_toml).collect();
+                    let _ = writeln!(text, "primaries = [{}]", list.join(", "));
+                }
+                ZoneSource::Peers(peers) => {
+                    let list: Vec<String> = peers
                         .iter()
-                        .map(|(address, key)| match key {
-                            Some(key) => format!(
-                                "{{ address = {}, tsig_key = {} }}",
-                                toml_string(&address.to_string()),
-                                toml_string(key)
-                            ),
-                            None => {
-                                format!("{{ address = {} }}", toml_string(&address.to_string()))
-                            }
+                        .map(|peer| {
+                            format!(
+                                "{{ address = {}, name = {} }}",
+                                toml_string(&peer.address.to_string()),
+                                toml_string(&peer.name)
+                            )
                         })
                         .collect();
-                    let _ = writeln!(text, "primaries = [{}]\n", list.join(", "));
+                    let _ = writeln!(text, "peers = [{}]", list.join(", "));
                 }
                 ZoneSource::File(path) => {
-                    let _ = writeln!(
-                        text,
-                        "file = {}\n",
-                        toml_string(&path.display().to_string())
-                    );
+                    let _ = writeln!(text, "file = {}", toml_path(path));
                 }
             }
+            if !zone.also_notify.is_empty() {
+                let list: Vec<String> = zone
+                    .also_notify
+                    .iter()
+                    .map(|target| toml_string(&target.to_string()))
+                    .collect();
+                let _ = writeln!(text, "also_notify = [{}]", list.join(", "));
+            }
+            if let Some(entries) = &zone.allow_transfer {
+                let _ = writeln!(text, "allow_transfer = [{}]", acl_toml(entries));
+            }
+            text.push('\n');
         }
         text
     }
+}
+
+/// One `primaries` entry as an inline TOML table.
+fn primary_toml(primary: &Primary) -> String {
+    let mut fields = vec![format!(
+        "address = {}",
+        toml_string(&primary.address.to_string())
+    )];
+    if let Some(key) = &primary.tsig_key {
+        fields.push(format!("tsig_key = {}", toml_string(key)));
+    }
+    if let Transport::Tls {
+        name,
+        trust,
+        client_certificate,
+    } = &primary.transport
+    {
+        fields.push("transport = \"tls\"".to_owned());
+        fields.push(format!("tls_name = {}", toml_string(name)));
+        match trust {
+            TlsTrust::Ca(path) => fields.push(format!("tls_ca = {}", toml_path(path))),
+            TlsTrust::Pin(pins) => {
+                let pins: Vec<String> = pins.iter().map(|pin| toml_string(pin)).collect();
+                fields.push(format!("tls_pin = [{}]", pins.join(", ")));
+            }
+            TlsTrust::Opportunistic => fields.push("tls_opportunistic = true".to_owned()),
+        }
+        if *client_certificate {
+            fields.push("tls_client_certificate = true".to_owned());
+        }
+    }
+    format!("{{ {} }}", fields.join(", "))
+}
+
+/// ACL entries as the items of a TOML array.
+fn acl_toml(entries: &[AclEntry]) -> String {
+    entries
+        .iter()
+        .map(AclEntry::to_toml)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A path as a TOML basic string.
+fn toml_path(path: &Path) -> String {
+    toml_string(&path.display().to_string())
 }
 
 /// A TOML basic string.
@@ -313,6 +614,8 @@ pub struct Zonecast {
     config_path: PathBuf,
     dns_port: u16,
     status_port: u16,
+    xot_port: Option<u16>,
+    xoq_port: Option<u16>,
 }
 
 impl Zonecast {
@@ -337,6 +640,8 @@ impl Zonecast {
             config_path,
             dns_port,
             status_port,
+            xot_port: config.xot_port,
+            xoq_port: config.xoq_port,
         };
         node.launch();
         node
@@ -345,6 +650,22 @@ impl Zonecast {
     /// The DNS address (UDP and TCP) for queries and NOTIFY.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.dns_port))
+    }
+
+    /// The XFR-over-TLS address; panics unless the configuration has `xot_port`.
+    pub fn xot_addr(&self) -> SocketAddr {
+        let port = self
+            .xot_port
+            .expect("this node was configured without xot_listen");
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// The XFR-over-QUIC address (UDP); panics unless the configuration has `xoq_port`.
+    pub fn xoq_addr(&self) -> SocketAddr {
+        let port = self
+            .xoq_port
+            .expect("this node was configured without xoq_listen");
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
 
     /// The base URL of the status endpoint, e.g. `http://127.0.0.1:18053`.
@@ -475,6 +796,19 @@ impl Zonecast {
                 "zonecast /status for {zone} never showed {what} within {timeout:?}; last: {last}"
             ),
         }
+    }
+
+    /// Polls `/status` until `zone`'s `last_error` contains one of `words` (ignoring case);
+    /// returns that entry. Panics after `timeout` with the last entry.
+    pub fn wait_for_last_error(&self, zone: &str, words: &[&str], timeout: Duration) -> Value {
+        let what = format!("a last_error naming one of {words:?}");
+        self.wait_for_zone_status(zone, &what, timeout, |entry| {
+            entry["last_error"].as_str().is_some_and(|error| {
+                words
+                    .iter()
+                    .any(|word| crate::util::contains_ignore_case(error, word))
+            })
+        })
     }
 
     /// One UDP query with default options; panics if there is no answer.
@@ -652,6 +986,57 @@ mod tests {
         );
         assert!(text.contains("file = \"/tmp/file.test.zone\""), "{text}");
         assert_eq!(text.matches("[[tsig_key]]").count(), 1);
+    }
+
+    #[test]
+    fn encrypted_sources_listeners_and_acls_are_written() {
+        let config = ZonecastConfig::new()
+            .tls(TlsIdentity {
+                certificate: PathBuf::from("/tmp/ca/node-a.crt"),
+                private_key: PathBuf::from("/tmp/ca/node-a.key"),
+                ca: Some(PathBuf::from("/tmp/ca/ca.crt")),
+            })
+            .xoq_port(15853)
+            .allow_transfer(AclEntry::open("127.0.0.1"))
+            .allow_transfer(AclEntry::keyed("127.0.0.0/8", "k"))
+            .zone(
+                ZoneConfig::primaries(
+                    "tls.test",
+                    vec![
+                        Primary::tls(
+                            SocketAddr::from((Ipv4Addr::LOCALHOST, 8530)),
+                            "xot.example.test",
+                            TlsTrust::Pin(vec!["cGlu".to_owned()]),
+                        )
+                        .with_key("k"),
+                    ],
+                )
+                .also_notify(SocketAddr::from((Ipv4Addr::LOCALHOST, 15354))),
+            )
+            .zone(ZoneConfig::peers(
+                "peer.test",
+                vec![Peer {
+                    address: SocketAddr::from((Ipv4Addr::LOCALHOST, 15855)),
+                    name: "node-b".to_owned(),
+                }],
+            ));
+        let text = config.to_toml(
+            Path::new("/tmp/data"),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 15353)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 18053)),
+        );
+        for expected in [
+            "xoq_listen = [\"127.0.0.1:15853\"]",
+            "[tls]\ncertificate = \"/tmp/ca/node-a.crt\"\nprivate_key = \"/tmp/ca/node-a.key\"\nca = \"/tmp/ca/ca.crt\"",
+            "allow = [{ prefix = \"127.0.0.1\" }, { prefix = \"127.0.0.0/8\", tsig_key = \"k\" }]",
+            "primaries = [{ address = \"127.0.0.1:8530\", tsig_key = \"k\", transport = \"tls\", \
+             tls_name = \"xot.example.test\", tls_pin = [\"cGlu\"] }]",
+            "also_notify = [\"127.0.0.1:15354\"]",
+            "peers = [{ address = \"127.0.0.1:15855\", name = \"node-b\" }]",
+        ] {
+            assert!(text.contains(expected), "{expected}\nnot in\n{text}");
+        }
+        assert!(!text.contains("xot_listen"), "{text}");
     }
 
     #[test]

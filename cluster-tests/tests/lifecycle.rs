@@ -26,7 +26,7 @@ fn primaries_are_tried_in_order_and_ipv6_is_served() {
     let mut config = ZonecastConfig::new().with_ipv6();
     config = config.primary_zone(ZONE, dead, None);
     if let cluster_tests::zonecast::ZoneSource::Primaries(primaries) = &mut config.zones[0].source {
-        primaries.push((bind.addr(), None));
+        primaries.push(cluster_tests::zonecast::Primary::tcp(bind.addr()));
     }
     let node = Zonecast::start(&config);
     node.wait_for_serial(ZONE, 11, Duration::from_secs(20));
