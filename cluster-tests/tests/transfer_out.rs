@@ -5,8 +5,8 @@
 //! one SOA when it is up to date, the SOA alone over UDP); a downstream zonecast node follows by
 //! NOTIFY + IXFR within 2 s; and BIND as a secondary of the node loads the zone and follows
 //! updates by IXFR, also when it shares a TSIG key with the node (signed SOA queries get signed
-//! answers; bad MACs and unknown keys get NOTAUTH with BADSIG/BADKEY). A known node bug is
-//! asserted as it is, with a FIXME: the first old SOA of an incremental IXFR is the client's.
+//! answers; bad MACs and unknown keys get NOTAUTH with BADSIG/BADKEY). Each incremental step
+//! opens with the node's own SOA of the old version.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -216,14 +216,12 @@ fn ixfr_out_comes_from_the_journal() {
         records[1].contains(" SOA ") && records[1].split(' ').nth(6) == Some("2"),
         "the first step does not start at serial 2:\n{incremental}"
     );
-    // FIXME(zonecast bug): the first step's old SOA must be the node's own SOA of serial 2
-    // (`ns1.example.test. hostmaster.example.test. 2 3600 600 86400 60`, TTL 300), but the node
-    // echoes the SOA the client put in its request (dig sends `. . 2 0 0 0 0`, TTL 0):
-    // `xfr_out::records` starts the sequence with `client_soa`. Asserted as it is.
+    // The first step's old SOA is the node's own SOA of serial 2 (from the journal), not the
+    // placeholder SOA dig puts in its request (`. . 2 0 0 0 0`, TTL 0).
     assert_eq!(
-        records[1], "example.test. 0 IN SOA . . 2 0 0 0 0",
-        "the first step's old SOA changed: if it is now the node's own SOA of serial 2, the \
-         FIXME above is fixed\n{incremental}"
+        records[1],
+        "example.test. 300 IN SOA ns1.example.test. hostmaster.example.test. 2 3600 600 86400 60",
+        "the first step does not open with the node's own SOA of serial 2\n{incremental}"
     );
 
     // From serial 3: one step.

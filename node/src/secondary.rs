@@ -65,7 +65,7 @@ impl Downstream {
             let result = tokio::task::spawn_blocking(move || {
                 let name = new_zone.origin().clone();
                 if serial::is_newer(new_zone.serial(), old.serial()) {
-                    store.append_diff(&name, &old.diff_to(&new_zone), limits)
+                    store.append_diff(&name, &old.soa_record(), &old.diff_to(&new_zone), limits)
                 } else {
                     // History no longer forms a chain: IXFR clients get AXFR-style answers.
                     store.clear_journal(&name)

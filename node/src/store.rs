@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, Record};
 
-use crate::zone::{Diff, soa_serial};
+use crate::zone::{Diff, JournalChain, soa_serial};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
@@ -374,13 +374,15 @@ impl Store {
     pub fn append_diff(
         &self,
         zone: &Name,
+        from_soa: &Record,
         diff: &Diff,
         limits: JournalLimits,
     ) -> Result<(), StoreError> {
         let mut key = zone_key(zone);
         key.push(0);
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.journal.insert(key, encode_diff(zone, diff)?)?;
+        self.journal
+            .insert(key, encode_diff(zone, from_soa, diff)?)?;
         let entries: Vec<(sled::IVec, usize)> = self
             .journal
             .scan_prefix(journal_prefix(zone))
@@ -404,23 +406,35 @@ impl Store {
         Ok(())
     }
 
-    /// The chain of differences from `serial` to the newest one journaled, or None when the
-    /// journal does not reach back to `serial` or its chain is broken.
-    pub fn diffs_from(&self, zone: &Name, serial: u32) -> Result<Option<Vec<Diff>>, StoreError> {
-        let mut chain: Vec<Diff> = Vec::new();
+    /// The chain of differences from `serial` to the newest one journaled, with the SOA record
+    /// of version `serial` (an IXFR answer starts each step with the old version's SOA), or None
+    /// when the journal does not reach back to `serial` or its chain is broken.
+    pub fn diffs_from(&self, zone: &Name, serial: u32) -> Result<Option<JournalChain>, StoreError> {
+        let mut chain: Option<JournalChain> = None;
         for entry in self.journal.scan_prefix(journal_prefix(zone)) {
             let (_, value) = entry?;
-            let diff = decode_diff(zone, &value)?;
-            match chain.last() {
-                None if diff.from_serial == serial => chain.push(diff),
-                None => {}
-                Some(last) if soa_serial(&last.to_soa) == Some(diff.from_serial) => {
-                    chain.push(diff)
+            let (from_soa, diff) = decode_diff(zone, &value)?;
+            match chain.as_mut() {
+                None if diff.from_serial == serial => {
+                    chain = Some(JournalChain {
+                        from_soa,
+                        diffs: vec![diff],
+                    });
                 }
-                Some(_) => return Ok(None),
+                None => {}
+                Some(chain) => {
+                    let joins = chain
+                        .diffs
+                        .last()
+                        .is_some_and(|last| soa_serial(&last.to_soa) == Some(diff.from_serial));
+                    if !joins {
+                        return Ok(None);
+                    }
+                    chain.diffs.push(diff);
+                }
             }
         }
-        Ok((!chain.is_empty()).then_some(chain))
+        Ok(chain)
     }
 
     /// Forgets the zone's journal (when its history no longer forms a chain, e.g. after a
@@ -478,14 +492,15 @@ fn journal_prefix(zone: &Name) -> Vec<u8> {
     key
 }
 
-/// A journal entry: from-serial (u32), then three length-prefixed record chunks: the new SOA,
-/// the deleted records, the added records.
-fn encode_diff(zone: &Name, diff: &Diff) -> Result<Vec<u8>, StoreError> {
+/// A journal entry: from-serial (u32), then four length-prefixed record chunks: the new SOA,
+/// the deleted records, the added records, the old SOA.
+fn encode_diff(zone: &Name, from_soa: &Record, diff: &Diff) -> Result<Vec<u8>, StoreError> {
     let mut bytes = diff.from_serial.to_be_bytes().to_vec();
     for chunk in [
         encode_chunk(zone, std::slice::from_ref(&diff.to_soa))?,
         encode_chunk(zone, &diff.deleted)?,
         encode_chunk(zone, &diff.added)?,
+        encode_chunk(zone, std::slice::from_ref(from_soa))?,
     ] {
         bytes.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         bytes.extend_from_slice(&chunk);
@@ -493,7 +508,7 @@ fn encode_diff(zone: &Name, diff: &Diff) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
-fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<Diff, StoreError> {
+fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<(Record, Diff), StoreError> {
     let bad = |message: &str| StoreError::Records {
         zone: zone.to_string(),
         message: format!("journal entry: {message}"),
@@ -501,8 +516,8 @@ fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<Diff, StoreError> {
     let (from, mut rest) = bytes
         .split_first_chunk::<4>()
         .ok_or_else(|| bad("too short"))?;
-    let mut parts: Vec<Vec<Record>> = Vec::with_capacity(3);
-    for _ in 0..3 {
+    let mut parts: Vec<Vec<Record>> = Vec::with_capacity(4);
+    for _ in 0..4 {
         let (length, body) = rest
             .split_first_chunk::<4>()
             .ok_or_else(|| bad("truncated"))?;
@@ -515,6 +530,11 @@ fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<Diff, StoreError> {
         parts.push(records);
         rest = &body[length..];
     }
+    let from_soa = parts
+        .pop()
+        .and_then(|mut soa| soa.pop())
+        .filter(|record| soa_serial(record).is_some())
+        .ok_or_else(|| bad("no old SOA"))?;
     let added = parts.pop().unwrap_or_default();
     let deleted = parts.pop().unwrap_or_default();
     let to_soa = parts
@@ -522,12 +542,16 @@ fn decode_diff(zone: &Name, bytes: &[u8]) -> Result<Diff, StoreError> {
         .and_then(|mut soa| soa.pop())
         .filter(|record| soa_serial(record).is_some())
         .ok_or_else(|| bad("no SOA"))?;
-    Ok(Diff {
+    let diff = Diff {
         from_serial: u32::from_be_bytes(*from),
         to_soa,
         deleted,
         added,
-    })
+    };
+    if soa_serial(&from_soa) != Some(diff.from_serial) {
+        return Err(bad("old SOA does not carry the from-serial"));
+    }
+    Ok((from_soa, diff))
 }
 
 fn decode_meta(zone: &Name, bytes: &[u8]) -> Result<ZoneMeta, StoreError> {
@@ -677,13 +701,17 @@ mod tests {
                 deleted: vec![],
                 added: vec![txt("t.example.test.", &serial.to_string())],
             };
-            store.append_diff(&zone, &diff, limits).expect("append");
+            store
+                .append_diff(&zone, &soa(serial), &diff, limits)
+                .expect("append");
         }
         assert!(
             store.diffs_from(&zone, 1).expect("read").is_none(),
             "dropped as oldest"
         );
         let chain = store.diffs_from(&zone, 3).expect("read").expect("chain");
+        assert_eq!(chain.from_soa, soa(3), "the old version's own SOA");
+        let chain = chain.diffs;
         assert_eq!(chain.len(), 3);
         assert_eq!(chain[2].added[0], txt("t.example.test.", "5"));
         assert_eq!(soa_serial(&chain[2].to_soa), Some(6));
@@ -695,6 +723,7 @@ mod tests {
         store
             .append_diff(
                 &zone,
+                &soa(6),
                 &Diff {
                     from_serial: 6,
                     to_soa: soa(7),
@@ -705,7 +734,10 @@ mod tests {
             )
             .expect("append");
         assert_eq!(
-            store.diffs_from(&zone, 6).expect("read").map(|c| c.len()),
+            store
+                .diffs_from(&zone, 6)
+                .expect("read")
+                .map(|c| c.diffs.len()),
             Some(1),
             "the newest always stays"
         );

@@ -10,7 +10,7 @@ use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use crate::serial;
-use crate::zone::{Diff, Zone, soa_serial};
+use crate::zone::{Diff, JournalChain, Zone, soa_serial};
 
 /// Payload bytes per transfer message. Well under the 65,535 maximum, as BIND and Knot do, so
 /// that one message costs little memory and one TSIG covers a bounded amount of data.
@@ -23,10 +23,10 @@ pub enum Plan {
     Full,
     /// The client is up to date (or newer): the current SOA alone.
     UpToDate,
-    /// Differences from the client's version (`client_soa`) to ours.
+    /// Differences from the client's version to ours.
     Incremental {
-        /// The client's SOA, as sent in the request's authority section.
-        client_soa: Box<Record>,
+        /// Our SOA record of the client's version, which opens the first step.
+        from_soa: Box<Record>,
         /// The chain of differences, oldest first, ending at our serial.
         diffs: Vec<Diff>,
     },
@@ -45,7 +45,7 @@ impl Plan {
 
 /// Chooses how to answer an IXFR whose client holds `client_soa`, given the journal's chain
 /// from the client's serial (`journal`, if it reaches back that far).
-pub fn plan_ixfr(zone: &Zone, client_soa: Option<&Record>, journal: Option<Vec<Diff>>) -> Plan {
+pub fn plan_ixfr(zone: &Zone, client_soa: Option<&Record>, journal: Option<JournalChain>) -> Plan {
     let Some(client_soa) = client_soa else {
         return Plan::Full;
     };
@@ -56,13 +56,14 @@ pub fn plan_ixfr(zone: &Zone, client_soa: Option<&Record>, journal: Option<Vec<D
         return Plan::UpToDate;
     }
     match journal {
-        Some(diffs)
-            if diffs.first().map(|d| d.from_serial) == Some(client_serial)
-                && diffs.last().and_then(|d| soa_serial(&d.to_soa)) == Some(zone.serial()) =>
+        Some(chain)
+            if chain.diffs.first().map(|d| d.from_serial) == Some(client_serial)
+                && chain.diffs.last().and_then(|d| soa_serial(&d.to_soa))
+                    == Some(zone.serial()) =>
         {
             Plan::Incremental {
-                client_soa: Box::new(client_soa.clone()),
-                diffs,
+                from_soa: Box::new(chain.from_soa),
+                diffs: chain.diffs,
             }
         }
         // No journal back to the client's version: the whole zone, AXFR-style (RFC 1995 4).
@@ -80,8 +81,8 @@ pub fn records<'a>(zone: &'a Zone, plan: &'a Plan) -> Box<dyn Iterator<Item = Re
                 .chain(zone.records().skip(1))
                 .chain(std::iter::once(soa)),
         ),
-        Plan::Incremental { client_soa, diffs } => {
-            let mut old_soa = client_soa.as_ref().clone();
+        Plan::Incremental { from_soa, diffs } => {
+            let mut old_soa = from_soa.as_ref().clone();
             let mut sequence = Vec::new();
             for diff in diffs {
                 sequence.push(old_soa);
@@ -243,13 +244,25 @@ mod tests {
                 LIMITS,
             )
             .expect("applies");
-        let journal = vec![old.diff_to(&new)];
-        let plan = plan_ixfr(&new, Some(&soa(1)), Some(journal.clone()));
+        let journal = JournalChain {
+            from_soa: old.soa_record(),
+            diffs: vec![old.diff_to(&new)],
+        };
+        // A client whose SOA differs from ours in anything but the serial still gets our SOA.
+        let mut client = soa(1);
+        client.ttl = 0;
+        let plan = plan_ixfr(&new, Some(&client), Some(journal.clone()));
         assert_eq!(plan.kind(), "ixfr");
         let (outcome, _) = round_trip(&new, &plan, Request::Ixfr { current: 1 });
         let Outcome::Incremental { diffs } = outcome else {
             panic!("diffs expected");
         };
+        let first_old_soa = records(&new, &plan).nth(1).expect("the old SOA");
+        assert_eq!(
+            first_old_soa,
+            old.soa_record(),
+            "the step opens with our own old SOA"
+        );
         let rebuilt = old.apply(&diffs, LIMITS).expect("our diffs apply");
         assert_eq!(
             rebuilt.records().collect::<Vec<_>>(),

@@ -236,6 +236,16 @@ pub struct Diff {
     pub added: Vec<Record>,
 }
 
+/// A chain of differences, oldest first, with the SOA record of the version it starts from
+/// (an IXFR answer opens each step with the old version's SOA, RFC 1995 4).
+#[derive(Debug, Clone)]
+pub struct JournalChain {
+    /// The SOA record of the version the chain starts from.
+    pub from_soa: Record,
+    /// The differences, each starting where the previous one ended.
+    pub diffs: Vec<Diff>,
+}
+
 /// Limits a zone snapshot must respect.
 #[derive(Clone, Copy, Debug)]
 pub struct ZoneLimits {
