@@ -617,6 +617,12 @@ pub fn init_ca(dir: &Path, common_name: &str) -> Result<(PathBuf, PathBuf), Cert
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
+    // A random cluster id makes every CA's subject unique, so that a certificate from another
+    // cluster's CA is reported as an unknown issuer, not as a bad signature.
+    params.distinguished_name.push(
+        DnType::OrganizationalUnitName,
+        format!("cluster {:016x}", rand::random::<u64>()),
+    );
     // Path length 0: the CA signs node certificates only, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
