@@ -57,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store: Some(store.clone()),
         transfers: Arc::new(tokio::sync::Semaphore::new(config.transfer.transfers_max)),
         keys: config.tsig_keys.clone(),
+        transfer_timeout: config.limits.transfer_timeout,
     });
     services.spawn(listeners.serve(responder, config.server.clone(), root.child_token()));
     services.spawn(status::serve(

@@ -71,7 +71,10 @@ impl Listeners {
             let (Some(identity), Some(ca)) = (identity, ca) else {
                 return Err(ServeError::NoIdentity("server.xoq_listen"));
             };
-            let server = certs::quic_server_config(identity, ca)?;
+            let mut server = certs::quic_server_config(identity, ca)?;
+            // Handshakes in progress are bounded like TCP connections: before its certificate is
+            // checked a client is anonymous.
+            server.max_incoming(config.tcp_connections_max);
             for &address in &config.xoq_listen {
                 let endpoint =
                     quinn::Endpoint::server(server.clone(), address).map_err(|source| {

@@ -115,6 +115,8 @@ pub struct Responder {
     pub transfers: Arc<Semaphore>,
     /// Every configured TSIG key: a signed query is verified with it and answered signed.
     pub keys: Vec<Arc<TsigKey>>,
+    /// Longest time one transfer out may take (`limits.transfer_timeout`).
+    pub transfer_timeout: std::time::Duration,
 }
 
 /// A single-message answer to a transfer request (an error, or our SOA over UDP), signed when
@@ -341,7 +343,19 @@ pub(crate) async fn answer_on<S: AsyncWrite + Unpin>(
         Some(Reply::Transfer(job)) => {
             let kind = job.plan.kind();
             let started = std::time::Instant::now();
-            let result = stream_transfer(stream, *job, idle_timeout).await;
+            // A bound on the whole transfer, as for transfers in: a client that reads slowly but
+            // steadily must not hold a transfer slot forever.
+            let result = tokio::time::timeout(
+                responder.transfer_timeout,
+                stream_transfer(stream, *job, idle_timeout),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the transfer took longer than limits.transfer_timeout",
+                ))
+            });
             responder.metrics.transfer_out(kind, result.is_ok());
             return match result {
                 Ok((messages, bytes)) => {
@@ -968,6 +982,7 @@ mod tests {
             store: None,
             transfers: Arc::new(Semaphore::new(4)),
             keys: Vec::new(),
+            transfer_timeout: std::time::Duration::from_secs(60),
         }
     }
 
@@ -1289,6 +1304,7 @@ mod tests {
             store: None,
             transfers: Arc::new(Semaphore::new(4)),
             keys: Vec::new(),
+            transfer_timeout: std::time::Duration::from_secs(60),
         };
         let ds = ask(
             &responder,
