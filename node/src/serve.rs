@@ -429,21 +429,10 @@ impl Responder {
         transport: Transport,
         role: Role,
     ) -> Option<Vec<u8>> {
-        match self.reply(request, source, transport, role)? {
+        match self.reply_to(request, &Client::anonymous(source, transport), role)? {
             Reply::Message(answer) => Some(answer),
             Reply::Transfer(_) => None,
         }
-    }
-
-    /// Answers one request: one message, or a transfer to stream.
-    pub fn reply(
-        &self,
-        request: &[u8],
-        source: IpAddr,
-        transport: Transport,
-        role: Role,
-    ) -> Option<Reply> {
-        self.reply_to(request, &Client::anonymous(source, transport), role)
     }
 
     /// Answers one request from `client`: one message, or a transfer to stream.
@@ -456,8 +445,8 @@ impl Responder {
         if message.metadata.message_type != MessageType::Query {
             return None;
         }
-        // IPv4 peers on a dual-stack socket appear as ::ffff:a.b.c.d; ACLs hold plain IPv4.
-        let source = client.ip.to_canonical();
+        // `Client::anonymous` already folded ::ffff:a.b.c.d to IPv4, which is what ACLs hold.
+        let source = client.ip;
         if let Some(edns) = &message.edns
             && edns.version() != 0
         {
@@ -708,7 +697,8 @@ impl Responder {
         }
         let query = &request.queries[0];
         match query.query_type {
-            // Transfers reach `transfer`; these are left-overs (several questions, NOTIFY-only).
+            // `reply_to` sends every transfer request to `transfer` before this point; the guard
+            // keeps `query` from ever answering a transfer type out of the zone data.
             RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
             RecordType::OPT | RecordType::TSIG => return refuse(ResponseCode::FormErr),
             _ => {}
