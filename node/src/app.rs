@@ -20,7 +20,7 @@ use crate::serve::{Listeners, Responder};
 use crate::status::{self, StatusState};
 use crate::store::{Store, ZoneMeta};
 use crate::transport::Transports;
-use crate::zone::{Zone, ZoneLimits};
+use crate::zone::ZoneLimits;
 use crate::zoneset::{ZoneSet, ZoneState};
 
 /// How long services get to stop after SIGTERM.
@@ -122,10 +122,10 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
             "deleted stored data no zone points at (an interrupted write)"
         );
     }
-    let stored = store.load_all().context("reading stored zones")?;
     let limits = ZoneLimits {
         records_max: config.limits.zone_records_max,
     };
+    let stored = store.load_all(limits).context("reading stored zones")?;
     let now = SystemTime::now();
     let mut records_total = 0usize;
     let mut loaded = 0usize;
@@ -145,34 +145,29 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
             status.last_error = item.meta.last_error.clone();
             status.source = item.meta.source.clone();
         }
-        let records = match &item.records {
-            Ok(records) if records.is_empty() => continue,
-            Ok(records) => records,
+        let zone = match &item.zone {
+            Ok(None) => continue,
+            Ok(Some(zone)) => zone.clone(),
             Err(error) => {
                 warn!(zone = %item.name, %error, "stored version is unreadable; it will be transferred again");
                 handle.status().last_error = Some(format!("stored version unreadable: {error}"));
                 continue;
             }
         };
-        match Zone::from_records(&item.name, records.iter().cloned(), limits) {
-            Ok(zone) => {
-                records_total += zone.record_count();
-                loaded += 1;
-                handle.publish(Arc::new(zone));
-                let expired = item
-                    .meta
-                    .expire_deadline
-                    .is_some_and(|deadline| from_unix(deadline) <= now);
-                handle.set_expired(expired);
-                handle.status().state = if expired {
-                    ZoneState::Expired
-                } else {
-                    ZoneState::Fresh
-                };
-            }
-            Err(error) => {
-                warn!(zone = %item.name, %error, "stored version is invalid; it will be transferred again");
-            }
+        {
+            records_total += zone.record_count();
+            loaded += 1;
+            handle.publish(Arc::new(zone));
+            let expired = item
+                .meta
+                .expire_deadline
+                .is_some_and(|deadline| from_unix(deadline) <= now);
+            handle.set_expired(expired);
+            handle.status().state = if expired {
+                ZoneState::Expired
+            } else {
+                ZoneState::Fresh
+            };
         }
     }
     info!(

@@ -14,6 +14,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod notify_out;
 pub mod refresh;
+pub mod response;
 pub mod secondary;
 pub mod serial;
 pub mod serve;

@@ -2,34 +2,69 @@
 //! answers, RFC 8482 ANY): given one zone snapshot and a question, decide the sections of the
 //! answer.
 //!
-//! Pure logic: no sockets, no clocks, no message encoding (that is `serve`'s job). Delegations
-//! are referrals without AA; data below a zone cut is occluded; CNAME chains are followed inside
-//! the zone up to `CNAME_CHAIN_MAX` links.
-
-use std::sync::Arc;
+//! Pure logic: no sockets, no clocks, no message encoding (that is `response`'s job). The
+//! answer borrows the zone's wire-format RRsets, so deciding it copies no record data and, in
+//! the common case, allocates nothing. Delegations are referrals without AA; data below a zone
+//! cut is occluded; CNAME chains are followed inside the zone up to `CNAME_CHAIN_MAX` links.
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
+use smallvec::SmallVec;
 
-use crate::zone::{CNAME_CHAIN_MAX, Node, Zone, set_records};
+use crate::zone::{CNAME_CHAIN_MAX, KeyBuf, Node, RrSetRef, Zone};
+
+/// Whose name a record of the answer is written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'z> {
+    /// The query name, as the client wrote it (exact matches and wildcard synthesis).
+    Query,
+    /// A name in uncompressed wire form (CNAME targets, zone cuts, glue, the apex).
+    Wire(&'z [u8]),
+}
+
+/// One RRset of an answer, with the owner to write it under.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'z> {
+    /// The owner name.
+    pub owner: Owner<'z>,
+    /// The records (type, TTL, RDATAs).
+    pub set: RrSetRef<'z>,
+}
+
+/// RRsets of one section; a handful fit without allocating.
+pub type Section<'z> = SmallVec<[Entry<'z>; 4]>;
 
 /// The sections of an answer, before encoding.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Answer {
+#[derive(Debug, Clone)]
+pub struct Answer<'z> {
     /// NOERROR or NXDOMAIN.
     pub rcode: ResponseCode,
     /// Whether the AA bit is set (false only for referrals).
     pub authoritative: bool,
     /// The answer section.
-    pub answer: Vec<Record>,
+    pub answer: Section<'z>,
     /// The authority section.
-    pub authority: Vec<Record>,
+    pub authority: Section<'z>,
     /// The additional section (glue and addresses of targets), which may be dropped first when
     /// the answer does not fit.
-    pub additional: Vec<Record>,
+    pub additional: Section<'z>,
     /// True when the additional section holds referral glue, which must not be dropped
     /// silently: an answer without room for it is truncated instead (RFC 9471).
     pub glue_required: bool,
+}
+
+impl<'z> Answer<'z> {
+    /// An answer with no records and the given code (REFUSED, SERVFAIL, ...).
+    pub fn empty(rcode: ResponseCode) -> Answer<'z> {
+        Answer {
+            rcode,
+            authoritative: false,
+            answer: Section::new(),
+            authority: Section::new(),
+            additional: Section::new(),
+            glue_required: false,
+        }
+    }
 }
 
 /// How many RRsets an ANY query may return.
@@ -41,34 +76,33 @@ pub enum AnyPolicy {
     Full,
 }
 
-/// Answers `qname`/`qtype` from `zone`. `qname` must be at or below the zone apex.
-pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, any: AnyPolicy) -> Answer {
-    let mut answer = Answer {
-        rcode: ResponseCode::NoError,
-        authoritative: true,
-        ..Answer::default()
-    };
-    let mut name = qname.clone();
-    let mut visited: Vec<Name> = Vec::new();
+/// Answers `qname` (uncompressed wire form) / `qtype` from `zone`. `qname` must be at or below
+/// the zone apex.
+pub fn lookup<'z>(zone: &'z Zone, qname: &[u8], qtype: RecordType, any: AnyPolicy) -> Answer<'z> {
+    let mut answer = Answer::empty(ResponseCode::NoError);
+    answer.authoritative = true;
+    let mut owner = Owner::Query;
+    let mut key = KeyBuf::of_wire(qname);
+    let mut visited: SmallVec<[KeyBuf; 2]> = SmallVec::new();
     loop {
         // A zone cut above (or at) the name turns the answer into a referral, except that the
         // DS RRset at a cut belongs to this (the parent) side.
-        if let Some(cut) = find_cut(zone, &name, qtype) {
-            add_referral(zone, &cut, &mut answer);
+        if let Some(cut) = find_cut(zone, key.as_slice(), qtype) {
+            add_referral(zone, cut, &mut answer);
             return answer;
         }
-        let target = match zone.node(&name) {
-            Some(node) => answer_node(zone, node, &name, qtype, any, &mut answer),
-            None if zone.has_descendants(&name) => {
+        let target = match zone.node_by_key(key.as_slice()) {
+            Some(node) => answer_node(zone, node, owner, qtype, any, &mut answer),
+            None if zone.has_descendants_key(key.as_slice()) => {
                 // An empty non-terminal exists but holds nothing: NODATA.
-                answer.authority.push(zone.negative_soa_record());
+                add_negative_soa(zone, &mut answer);
                 None
             }
-            None => match find_wildcard(zone, &name) {
-                Some(wildcard) => answer_node(zone, &wildcard, &name, qtype, any, &mut answer),
+            None => match find_wildcard(zone, key.as_slice()) {
+                Some(wildcard) => answer_node(zone, wildcard, owner, qtype, any, &mut answer),
                 None => {
                     answer.rcode = ResponseCode::NXDomain;
-                    answer.authority.push(zone.negative_soa_record());
+                    add_negative_soa(zone, &mut answer);
                     None
                 }
             },
@@ -76,137 +110,184 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, any: AnyPolicy) -> A
         let Some(target) = target else {
             return answer;
         };
-        visited.push(name);
+        let target_key = KeyBuf::of_wire(target);
+        visited.push(key);
         // Follow the chain only inside this zone, only so far, and never around a loop.
-        if !zone.contains(&target)
+        if !zone.contains_key(target_key.as_slice())
             || visited.len() > CNAME_CHAIN_MAX
-            || visited.iter().any(|seen| seen.eq_ignore_root(&target))
+            || visited
+                .iter()
+                .any(|seen| seen.as_slice() == target_key.as_slice())
         {
             return answer;
         }
-        name = target;
+        key = target_key;
+        owner = Owner::Wire(target);
     }
 }
 
-/// Adds the data of `node` for `qtype` under owner `owner`; returns a CNAME target to follow.
-fn answer_node(
-    zone: &Zone,
-    node: &Node,
-    owner: &Name,
+/// The SOA for the authority section of a negative answer, with the negative TTL.
+fn add_negative_soa<'z>(zone: &'z Zone, answer: &mut Answer<'z>) {
+    let apex = zone.apex();
+    if let Some(mut soa) = apex.rrset(RecordType::SOA) {
+        soa.ttl = zone.negative_ttl();
+        answer.authority.push(Entry {
+            owner: Owner::Wire(apex.name_wire()),
+            set: soa,
+        });
+    }
+}
+
+/// Adds the data of `node` for `qtype` under `owner`; returns a CNAME target to follow.
+fn answer_node<'z>(
+    zone: &'z Zone,
+    node: &'z Node,
+    owner: Owner<'z>,
     qtype: RecordType,
     any: AnyPolicy,
-    answer: &mut Answer,
-) -> Option<Name> {
+    answer: &mut Answer<'z>,
+) -> Option<&'z [u8]> {
     if qtype == RecordType::ANY {
-        let sets: Vec<_> = match any {
-            AnyPolicy::Full => node.rrsets.iter().collect(),
-            AnyPolicy::Minimal => node.rrsets.iter().take(1).collect(),
+        let limit = match any {
+            AnyPolicy::Full => usize::MAX,
+            AnyPolicy::Minimal => 1,
         };
-        for set in sets {
-            answer.answer.extend(set_records(set, owner));
+        for set in node.rrsets().take(limit) {
+            answer.answer.push(Entry { owner, set });
         }
         return None;
     }
     if let Some(set) = node.rrset(qtype) {
-        let records = set_records(set, owner);
-        add_target_addresses(zone, &records, false, answer);
-        answer.answer.extend(records);
+        answer.answer.push(Entry { owner, set });
+        add_target_addresses(zone, set, false, answer);
         return None;
     }
     if let Some(set) = node.rrset(RecordType::CNAME) {
-        answer.answer.extend(set_records(set, owner));
-        return set.rdatas.iter().find_map(|data| match data {
-            RData::CNAME(target) => Some(target.0.clone()),
-            _ => None,
-        });
+        answer.answer.push(Entry { owner, set });
+        return set.rdatas().next();
     }
-    answer.authority.push(zone.negative_soa_record());
+    add_negative_soa(zone, answer);
     None
 }
 
-/// The highest delegation point strictly below the apex on the way to `name`.
-fn find_cut(zone: &Zone, name: &Name, qtype: RecordType) -> Option<Arc<Node>> {
-    let apex_labels = label_count(zone.origin());
-    let name_labels = label_count(name);
-    for labels in apex_labels + 1..=name_labels {
-        let ancestor = name.trim_to(labels);
-        let Some(node) = zone.node(&ancestor) else {
+/// Ends of the label-terminating zeros in a key: the keys of a name's ancestors are its
+/// prefixes up to and including each of them (labels from the root down).
+fn ancestor_ends(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    key.iter()
+        .enumerate()
+        .filter(|(_, byte)| **byte == 0)
+        .map(|(index, _)| index + 1)
+}
+
+/// The highest delegation point strictly below the apex on the way to `key`.
+fn find_cut<'z>(zone: &'z Zone, key: &[u8], qtype: RecordType) -> Option<&'z Node> {
+    let apex_len = zone.origin_key().len();
+    for end in ancestor_ends(key).filter(|end| *end > apex_len) {
+        let Some(node) = zone.node_by_key(&key[..end]) else {
             continue;
         };
         if node.rrset(RecordType::NS).is_none() {
             continue;
         }
-        if labels == name_labels && qtype == RecordType::DS {
+        if end == key.len() && qtype == RecordType::DS {
             return None;
         }
-        return Some(node.clone());
+        return Some(node);
     }
     None
 }
 
 /// A referral: NS of the cut in authority, addresses of its name servers as glue.
-fn add_referral(zone: &Zone, cut: &Node, answer: &mut Answer) {
+fn add_referral<'z>(zone: &'z Zone, cut: &'z Node, answer: &mut Answer<'z>) {
     if answer.answer.is_empty() {
         answer.authoritative = false;
     }
-    let ns = cut.records(RecordType::NS, &cut.name);
+    let Some(ns) = cut.rrset(RecordType::NS) else {
+        return;
+    };
     // DS records belong in a referral only for DNSSEC-aware requests (RFC 4035 3.1.4), and this
     // server does not add DNSSEC data to answers yet.
-    answer.authority.extend(ns.iter().cloned());
+    answer.authority.push(Entry {
+        owner: Owner::Wire(cut.name_wire()),
+        set: ns,
+    });
     let before = answer.additional.len();
-    add_target_addresses(zone, &ns, true, answer);
+    add_target_addresses(zone, ns, true, answer);
     answer.glue_required |= answer.additional.len() > before;
+}
+
+/// The name an NS, MX or SRV RDATA points to, in wire form.
+fn target_of(rtype: RecordType, rdata: &[u8]) -> Option<&[u8]> {
+    match rtype {
+        RecordType::NS => Some(rdata),
+        RecordType::MX => rdata.get(2..),
+        RecordType::SRV => rdata.get(6..),
+        _ => None,
+    }
 }
 
 /// Additional-section processing (RFC 1034 4.3.2 step 6): A and AAAA records held in this zone
 /// for the names that NS, MX and SRV records point to. Addresses at or below a zone cut are
 /// glue, not authoritative data: they go out only with a referral (`glue`), never beside an
 /// authoritative answer (RFC 2181 5.4.1).
-fn add_target_addresses(zone: &Zone, records: &[Record], glue: bool, answer: &mut Answer) {
-    for record in records {
-        let target = match &record.data {
-            RData::NS(ns) => &ns.0,
-            RData::MX(mx) => &mx.exchange,
-            RData::SRV(srv) => &srv.target,
-            _ => continue,
+fn add_target_addresses<'z>(
+    zone: &'z Zone,
+    set: RrSetRef<'z>,
+    glue: bool,
+    answer: &mut Answer<'z>,
+) {
+    if !matches!(set.rtype, RecordType::NS | RecordType::MX | RecordType::SRV) {
+        return;
+    }
+    for rdata in set.rdatas() {
+        let Some(target) = target_of(set.rtype, rdata) else {
+            continue;
         };
-        if !zone.contains(target) || (!glue && find_cut(zone, target, RecordType::A).is_some()) {
+        let key = KeyBuf::of_wire(target);
+        let key = key.as_slice();
+        if !zone.contains_key(key) || (!glue && find_cut(zone, key, RecordType::A).is_some()) {
             continue;
         }
-        let Some(node) = zone.node(target) else {
+        let Some(node) = zone.node_by_key(key) else {
             continue;
         };
         for rtype in [RecordType::A, RecordType::AAAA] {
-            for glue in node.records(rtype, &node.name) {
-                if !answer.additional.contains(&glue) {
-                    answer.additional.push(glue);
-                }
+            let Some(addresses) = node.rrset(rtype) else {
+                continue;
+            };
+            let duplicate = answer.additional.iter().any(|entry| {
+                entry.set.rtype == rtype
+                    && matches!(entry.owner, Owner::Wire(name) if std::ptr::eq(name, node.name_wire()))
+            });
+            if !duplicate {
+                answer.additional.push(Entry {
+                    owner: Owner::Wire(node.name_wire()),
+                    set: addresses,
+                });
             }
         }
     }
 }
 
-/// Every label of `name`, a leading `*` included (hickory's `num_labels` leaves a leading `*`
-/// out, while `trim_to` counts it).
-fn label_count(name: &Name) -> usize {
-    name.iter().count()
-}
-
-/// The wildcard node that synthesises `name` (RFC 4592 3.3.1): `*.` below the closest
-/// encloser, when `name` itself does not exist.
-fn find_wildcard(zone: &Zone, name: &Name) -> Option<Arc<Node>> {
-    let apex_labels = label_count(zone.origin());
-    let mut labels = label_count(name);
-    while labels > apex_labels {
-        labels -= 1;
-        let ancestor = name.trim_to(labels);
-        if labels == apex_labels
-            || zone.node(&ancestor).is_some()
-            || zone.has_descendants(&ancestor)
+/// The wildcard node that synthesises the name of `key` (RFC 4592 3.3.1): `*.` below the
+/// closest encloser, when the name itself does not exist.
+fn find_wildcard<'z>(zone: &'z Zone, key: &[u8]) -> Option<&'z Node> {
+    let apex_len = zone.origin_key().len();
+    let ends: SmallVec<[usize; 16]> = ancestor_ends(key).collect();
+    // From the parent of the name up to the apex: the first that exists is the closest
+    // encloser, and only its own wildcard may answer.
+    for &end in ends.iter().rev().skip(1) {
+        if end < apex_len {
+            break;
+        }
+        let ancestor = &key[..end];
+        if end == apex_len
+            || zone.node_by_key(ancestor).is_some()
+            || zone.has_descendants_key(ancestor)
         {
-            // `ancestor` is the closest encloser: only its own wildcard may answer.
-            let wildcard = ancestor.prepend_label("*").ok()?;
-            return zone.node(&wildcard).cloned();
+            let mut wildcard = KeyBuf::from_slice(ancestor)?;
+            wildcard.push_slice(b"*\0")?;
+            return zone.node_by_key(wildcard.as_slice());
         }
     }
     None
@@ -216,8 +297,11 @@ fn find_wildcard(zone: &Zone, name: &Name) -> Option<Arc<Node>> {
 mod tests {
     use hickory_proto::rr::rdata::MX;
 
+    use hickory_proto::rr::{Name, RData, Record};
+
     use super::*;
     use crate::zone::tests::{LIMITS, a, base_records, cname, name, ns, txt};
+    use crate::zone::{name_from_wire, name_wire};
 
     fn test_zone() -> Zone {
         let mut records = base_records();
@@ -250,8 +334,45 @@ mod tests {
         Zone::from_records(&name("example.test."), records, LIMITS).expect("valid")
     }
 
-    fn ask(qname: &str, qtype: RecordType) -> Answer {
-        lookup(&test_zone(), &name(qname), qtype, AnyPolicy::Full)
+    /// An answer with its sections as records, owners filled in.
+    #[derive(Debug)]
+    struct Seen {
+        rcode: ResponseCode,
+        authoritative: bool,
+        answer: Vec<Record>,
+        authority: Vec<Record>,
+        additional: Vec<Record>,
+        glue_required: bool,
+    }
+
+    fn records(section: &Section<'_>, qname: &Name) -> Vec<Record> {
+        section
+            .iter()
+            .flat_map(|entry| {
+                let owner = match entry.owner {
+                    Owner::Query => qname.clone(),
+                    Owner::Wire(wire) => name_from_wire(wire).expect("valid"),
+                };
+                entry.set.records(&owner)
+            })
+            .collect()
+    }
+
+    fn ask_in(zone: &Zone, qname: &str, qtype: RecordType, any: AnyPolicy) -> Seen {
+        let qname = name(qname);
+        let found = lookup(zone, &name_wire(&qname), qtype, any);
+        Seen {
+            rcode: found.rcode,
+            authoritative: found.authoritative,
+            answer: records(&found.answer, &qname),
+            authority: records(&found.authority, &qname),
+            additional: records(&found.additional, &qname),
+            glue_required: found.glue_required,
+        }
+    }
+
+    fn ask(qname: &str, qtype: RecordType) -> Seen {
+        ask_in(&test_zone(), qname, qtype, AnyPolicy::Full)
     }
 
     fn types(records: &[Record]) -> Vec<RecordType> {
@@ -394,19 +515,9 @@ mod tests {
     #[test]
     fn any_is_minimal_over_udp() {
         let zone = test_zone();
-        let full = lookup(
-            &zone,
-            &name("example.test."),
-            RecordType::ANY,
-            AnyPolicy::Full,
-        );
+        let full = ask_in(&zone, "example.test.", RecordType::ANY, AnyPolicy::Full);
         assert!(full.answer.len() >= 2);
-        let minimal = lookup(
-            &zone,
-            &name("example.test."),
-            RecordType::ANY,
-            AnyPolicy::Minimal,
-        );
+        let minimal = ask_in(&zone, "example.test.", RecordType::ANY, AnyPolicy::Minimal);
         assert_eq!(minimal.answer.len(), 1);
     }
 }

@@ -3,6 +3,10 @@
 //! Counters are updated on the query and transfer paths (atomics, no locks); per-zone gauges
 //! are filled in at scrape time by `status`.
 
+use std::sync::OnceLock;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -59,6 +63,66 @@ pub struct Metrics {
     pub zone_seconds_since_refresh: Family<ZoneLabels, Gauge>,
     /// 1 when the zone is expired.
     pub zone_expired: Family<ZoneLabels, Gauge>,
+    /// The query counters of the 4-bit response codes by type slot, resolved once so that
+    /// counting a query is one atomic add (no label strings, no map lookup).
+    query_counters: Vec<OnceLock<Counter>>,
+}
+
+/// Query types counted under their own label; others count as `OTHER`.
+const COUNTED_TYPES: [RecordType; 17] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::NS,
+    RecordType::CNAME,
+    RecordType::SOA,
+    RecordType::MX,
+    RecordType::TXT,
+    RecordType::SRV,
+    RecordType::PTR,
+    RecordType::CAA,
+    RecordType::DS,
+    RecordType::DNSKEY,
+    RecordType::HTTPS,
+    RecordType::SVCB,
+    RecordType::ANY,
+    RecordType::AXFR,
+    RecordType::IXFR,
+];
+
+/// Type slots: the counted types, then `OTHER`, then `NONE` (no question).
+const TYPE_SLOTS: usize = COUNTED_TYPES.len() + 2;
+
+fn type_slot(qtype: Option<RecordType>) -> usize {
+    match qtype {
+        Some(rtype) => COUNTED_TYPES
+            .iter()
+            .position(|counted| *counted == rtype)
+            .unwrap_or(COUNTED_TYPES.len()),
+        None => COUNTED_TYPES.len() + 1,
+    }
+}
+
+fn type_label(slot: usize) -> String {
+    match COUNTED_TYPES.get(slot) {
+        Some(rtype) => rtype.to_string(),
+        None if slot == COUNTED_TYPES.len() => "OTHER".into(),
+        None => "NONE".into(),
+    }
+}
+
+/// The registry mnemonic of a response code (`NOERROR`, `NXDOMAIN`), as operators read it.
+fn rcode_mnemonic(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::BADVERS => "BADVERS".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
 }
 
 impl Metrics {
@@ -116,7 +180,24 @@ impl Metrics {
             zone_serial,
             zone_seconds_since_refresh,
             zone_expired,
+            query_counters: (0..16 * TYPE_SLOTS).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    /// Counts one query answered with `rcode`.
+    pub fn count_query(&self, rcode: ResponseCode, qtype: Option<RecordType>) {
+        let slot = type_slot(qtype);
+        let code = usize::from(u16::from(rcode));
+        let labels = || QueryLabels {
+            rcode: rcode_mnemonic(rcode),
+            qtype: type_label(slot),
+        };
+        match self.query_counters.get(code * TYPE_SLOTS + slot) {
+            Some(cell) => cell
+                .get_or_init(|| self.queries.get_or_create(&labels()).clone())
+                .inc(),
+            None => self.queries.get_or_create(&labels()).inc(),
+        };
     }
 
     /// Counts one refresh outcome.

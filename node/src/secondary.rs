@@ -24,7 +24,7 @@ use crate::store::{JournalLimits, Store, ZoneMeta};
 use crate::transfer::{self, TransferError, TransferLimits};
 use crate::transport::{Connector, Transports};
 use crate::xfr::{Outcome, Request};
-use crate::zone::{Zone, ZoneLimits};
+use crate::zone::{Diff, Zone, ZoneLimits};
 use crate::zonefile;
 use crate::zoneset::{ZoneHandle, ZoneState};
 
@@ -288,7 +288,7 @@ impl PrimaryTask {
             }
         };
         let serial = soa.serial;
-        let mut new_zone: Option<(Zone, &'static str)> = None;
+        let mut new_zone: Option<NewVersion> = None;
         match &current {
             Some(zone) if !serial::is_newer(serial, zone.serial()) => {
                 if serial != zone.serial() {
@@ -312,9 +312,9 @@ impl PrimaryTask {
                 .await;
                 let fallback = match result {
                     Ok(outcome) => match self.build(Some(zone), outcome) {
-                        Ok((built, kind)) => {
-                            self.context.metrics.transfer(kind, true);
-                            new_zone = Some((built, kind));
+                        Ok(built) => {
+                            self.context.metrics.transfer(built.kind, true);
+                            new_zone = Some(built);
                             false
                         }
                         Err(BuildError::Diff(error)) => {
@@ -338,10 +338,10 @@ impl PrimaryTask {
                     }
                 };
                 if fallback {
-                    new_zone = Some((self.axfr(primary, connector, limits).await?, "axfr"));
+                    new_zone = Some(self.axfr(primary, connector, limits).await?);
                 }
             }
-            None => new_zone = Some((self.axfr(primary, connector, limits).await?, "axfr")),
+            None => new_zone = Some(self.axfr(primary, connector, limits).await?),
         }
         self.commit(new_zone, primary.address.to_string(), soa.expire)
             .await
@@ -352,7 +352,7 @@ impl PrimaryTask {
         primary: &Primary,
         connector: &Connector,
         limits: TransferLimits,
-    ) -> Result<Zone, String> {
+    ) -> Result<NewVersion, String> {
         let result = transfer::transfer(
             primary.address,
             &self.handle.name,
@@ -367,7 +367,7 @@ impl PrimaryTask {
         let built = result
             .map_err(|error: TransferError| error.to_string())
             .and_then(|outcome| match self.build(current.as_ref(), outcome) {
-                Ok((zone, _)) => Ok(zone),
+                Ok(built) => Ok(built),
                 Err(BuildError::Diff(error) | BuildError::Invalid(error)) => Err(error),
             });
         self.context.metrics.transfer("axfr", built.is_ok());
@@ -381,18 +381,18 @@ impl PrimaryTask {
         &self,
         current: Option<&Arc<Zone>>,
         outcome: Outcome,
-    ) -> Result<(Zone, &'static str), BuildError> {
+    ) -> Result<NewVersion, BuildError> {
         let limits = ZoneLimits {
             records_max: self.context.limits.zone_records_max,
         };
-        let (zone, kind) = match outcome {
+        let (zone, kind, diffs) = match outcome {
             Outcome::UpToDate { serial } => {
                 return Err(BuildError::Invalid(format!(
                     "the primary answered \"up to date\" at serial {serial} after announcing a newer one"
                 )));
             }
             Outcome::Full { records } => Zone::from_records(&self.handle.name, records, limits)
-                .map(|zone| (zone, "axfr"))
+                .map(|zone| (zone, "axfr", None))
                 .map_err(|error| BuildError::Invalid(error.to_string()))?,
             Outcome::Incremental { diffs } => {
                 let Some(current) = current else {
@@ -402,7 +402,7 @@ impl PrimaryTask {
                 };
                 current
                     .apply(&diffs, limits)
-                    .map(|zone| (zone, "ixfr"))
+                    .map(|zone| (zone, "ixfr", Some(diffs)))
                     .map_err(|error| BuildError::Diff(error.to_string()))?
             }
         };
@@ -415,20 +415,20 @@ impl PrimaryTask {
                 current.serial()
             )));
         }
-        Ok((zone, kind))
+        Ok(NewVersion { zone, kind, diffs })
     }
 
     /// Records a successful check; stores and publishes a new version if there is one.
     async fn commit(
         &mut self,
-        new_zone: Option<(Zone, &'static str)>,
+        new_zone: Option<NewVersion>,
         source: String,
         source_expire: Option<u32>,
     ) -> Result<(), String> {
         let now = SystemTime::now();
         let zone_name = self.handle.name.clone();
         let mut timers = match (&new_zone, self.handle.data()) {
-            (Some((zone, _)), _) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
+            (Some(new), _) => SoaTimers::from_soa(new.zone.soa(), &self.context.clamps),
             (None, Some(zone)) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
             (None, None) => return Err("no data after a successful check".into()),
         };
@@ -444,7 +444,12 @@ impl PrimaryTask {
         meta.expire_deadline = Some(to_unix(deadline));
         meta.last_error = None;
         let mut kind = None;
-        if let Some((zone, transfer_kind)) = new_zone {
+        if let Some(NewVersion {
+            zone,
+            kind: transfer_kind,
+            diffs,
+        }) = new_zone
+        {
             let zone = Arc::new(zone);
             meta.serial = Some(zone.serial());
             meta.source = Some(source.clone());
@@ -452,8 +457,13 @@ impl PrimaryTask {
             let stored_meta = meta.clone();
             let to_store = zone.clone();
             let name = zone_name.clone();
-            tokio::task::spawn_blocking(move || {
-                store.save_version(&name, &stored_meta, to_store.records())
+            let from_soa = self.handle.data().map(|old| old.soa_record());
+            tokio::task::spawn_blocking(move || match (diffs, from_soa) {
+                // A small change to a large zone writes only the change.
+                (Some(diffs), Some(from_soa)) => {
+                    store.save_diffs(&name, &stored_meta, &from_soa, &diffs, &to_store)
+                }
+                _ => store.save_version(&name, &stored_meta, &to_store),
             })
             .await
             .map_err(|error| format!("store task failed: {error}"))?
@@ -508,6 +518,13 @@ impl PrimaryTask {
             query_timeout: self.context.limits.query_timeout,
         }
     }
+}
+
+/// A version built from a transfer, with the differences it was made of (IXFR).
+struct NewVersion {
+    zone: Zone,
+    kind: &'static str,
+    diffs: Option<Vec<Diff>>,
 }
 
 enum BuildError {
@@ -592,10 +609,8 @@ async fn load_file(
             let store = context.store.clone();
             let stored = zone.clone();
             let name = handle.name.clone();
-            match tokio::task::spawn_blocking(move || {
-                store.save_version(&name, &meta, stored.records())
-            })
-            .await
+            match tokio::task::spawn_blocking(move || store.save_version(&name, &meta, &stored))
+                .await
             {
                 Ok(Ok(())) => Ok(zone),
                 Ok(Err(error)) => Err(format!("storing the new version: {error}")),

@@ -21,13 +21,14 @@ use tracing::{debug, info, warn};
 use crate::config::ServerConfig;
 use crate::encrypted;
 use crate::lookup::{AnyPolicy, lookup};
-use crate::metrics::{Metrics, NotifyLabels, QueryLabels};
+use crate::metrics::{Metrics, NotifyLabels};
+use crate::response::{OptReply, Question, parse_plain_query, write_answer, write_status};
 use crate::store::Store;
 use crate::transport::Transports;
 use crate::tsig::{self, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr_out::{self, Packer, Plan};
-use crate::zone::Zone;
+use crate::zone::{KeyBuf, Zone, name_wire};
 use crate::zoneset::ZoneSet;
 
 /// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
@@ -237,6 +238,7 @@ async fn serve_udp(
     cancel: CancellationToken,
 ) {
     let mut buffer = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -250,9 +252,18 @@ async fn serve_udp(
                 continue;
             }
         };
-        if let Some(answer) = responder.respond(&buffer[..length], peer.ip(), Transport::Udp, role)
-            && let Err(error) = socket.send_to(&answer, peer).await
+        // Plain queries (nearly all traffic) are answered into a reused buffer; the rest take
+        // the general path.
+        let sent = if responder.answer_plain(&buffer[..length], Transport::Udp, role, &mut out) {
+            socket.send_to(&out, peer).await
+        } else if let Some(answer) =
+            responder.respond(&buffer[..length], peer.ip(), Transport::Udp, role)
         {
+            socket.send_to(&answer, peer).await
+        } else {
+            continue;
+        };
+        if let Err(error) = sent {
             debug!(%peer, %error, "UDP send error");
         }
     }
@@ -435,9 +446,98 @@ impl Responder {
         }
     }
 
+    /// Answers a plain query (one question, no TSIG, no EDNS options: `parse_plain_query`)
+    /// into `out`, without the general message parser. False when the request is not plain
+    /// and must take the general path.
+    pub fn answer_plain(
+        &self,
+        request: &[u8],
+        transport: Transport,
+        role: Role,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if role != Role::All {
+            return false;
+        }
+        let Some(plain) = parse_plain_query(request) else {
+            return false;
+        };
+        let qtype = RecordType::from(plain.question.qtype);
+        if matches!(
+            qtype,
+            RecordType::AXFR | RecordType::IXFR | RecordType::OPT | RecordType::TSIG
+        ) {
+            return false;
+        }
+        let rcode = self.answer_question(&plain.question, plain.edns, &[], transport, out);
+        self.count(rcode, Some(qtype));
+        true
+    }
+
+    /// Answers one question from the zones into `out`; returns the response code.
+    fn answer_question(
+        &self,
+        question: &Question<'_>,
+        edns: Option<(u16, bool)>,
+        options: &[u8],
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> ResponseCode {
+        let opt = edns.map(|(_, dnssec_ok)| OptReply {
+            payload: self.edns_payload_max,
+            dnssec_ok,
+            options,
+        });
+        let limit = match (transport, edns) {
+            (Transport::Tcp, _) => TCP_PAYLOAD_MAX,
+            (Transport::Udp, None) => UDP_PAYLOAD_PLAIN,
+            (Transport::Udp, Some((payload, _))) => {
+                usize::from(payload.clamp(512, self.edns_payload_max))
+            }
+        };
+        let mut status = |rcode| {
+            write_status(out, question, rcode, opt.as_ref());
+            rcode
+        };
+        if question.qclass != u16::from(DNSClass::IN) {
+            return status(ResponseCode::Refused);
+        }
+        let key = KeyBuf::of_wire(question.qname);
+        let key = key.as_slice();
+        let Some((apex_len, mut handle)) = self.zones.find_key(key) else {
+            return status(ResponseCode::Refused);
+        };
+        let qtype = RecordType::from(question.qtype);
+        // The DS RRset at a child's apex belongs to the parent side (RFC 4035 3.1.4.1): when we
+        // serve the parent too, answer from it.
+        if qtype == RecordType::DS && apex_len == key.len() && !key.is_empty() {
+            let parent = key[..key.len() - 1]
+                .iter()
+                .rposition(|byte| *byte == 0)
+                .map_or(0, |at| at + 1);
+            if let Some((_, parent)) = self.zones.find_key(&key[..parent]) {
+                handle = parent;
+            }
+        }
+        let Some(zone) = handle.servable() else {
+            return status(ResponseCode::ServFail);
+        };
+        let any = match transport {
+            Transport::Udp => AnyPolicy::Minimal,
+            Transport::Tcp => AnyPolicy::Full,
+        };
+        let found = lookup(&zone, question.qname, qtype, any);
+        write_answer(out, question, &found, opt.as_ref(), limit);
+        found.rcode
+    }
+
     /// Answers one request from `client`: one message, or a transfer to stream.
     pub fn reply_to(&self, request: &[u8], client: &Client, role: Role) -> Option<Reply> {
         let transport = client.transport;
+        let mut plain = Vec::new();
+        if self.answer_plain(request, transport, role, &mut plain) {
+            return Some(Reply::Message(plain));
+        }
         let message = match Message::from_vec(request) {
             Ok(message) => message,
             Err(_) => return self.formerr_from_header(request).map(Reply::Message),
@@ -542,16 +642,15 @@ impl Responder {
                 }
             }
         };
-        let (answer, glue_required) = match (message.metadata.op_code, role) {
-            (OpCode::Query, Role::All) => self.query(&message, transport),
+        let (mut wire, rcode) = match (message.metadata.op_code, role) {
+            (OpCode::Query, Role::All) => self.query(&message, transport)?,
             (OpCode::Query, Role::NotifyOnly) => {
-                (error_response(&message, ResponseCode::Refused), false)
+                self.error_wire(&message, ResponseCode::Refused, transport)?
             }
-            _ => (error_response(&message, ResponseCode::NotImp), false),
+            _ => self.error_wire(&message, ResponseCode::NotImp, transport)?,
         };
         let qtype = message.queries.first().map(|q| q.query_type);
-        self.count(answer.metadata.response_code, qtype);
-        let mut wire = self.encode(answer, &message, transport, glue_required)?;
+        self.count(rcode, qtype);
         if let Some((key, request_mac)) = signer {
             tsig::sign_response(&mut wire, &key, unix_now(), &request_mac, true).ok()?;
         }
@@ -689,49 +788,57 @@ impl Responder {
         answer.to_vec().ok()
     }
 
-    /// Answers a QUERY; the flag says the additional section holds glue a referral needs.
-    fn query(&self, request: &Message, transport: Transport) -> (Message, bool) {
-        let refuse = |rcode| (error_response(request, rcode), false);
+    /// An error answer with no records, encoded, and its code.
+    fn error_wire(
+        &self,
+        request: &Message,
+        rcode: ResponseCode,
+        transport: Transport,
+    ) -> Option<(Vec<u8>, ResponseCode)> {
+        let wire = self.encode(error_response(request, rcode), request, transport, false)?;
+        Some((wire, rcode))
+    }
+
+    /// Answers a QUERY that is not plain (EDNS options, a signature, a compressed question):
+    /// the checks the plain path leaves out, then the same lookup and encoder.
+    fn query(&self, request: &Message, transport: Transport) -> Option<(Vec<u8>, ResponseCode)> {
         if request.queries.len() != 1 {
-            return refuse(ResponseCode::FormErr);
+            return self.error_wire(request, ResponseCode::FormErr, transport);
         }
         let query = &request.queries[0];
         match query.query_type {
             // `reply_to` sends every transfer request to `transfer` before this point; the guard
             // keeps `query` from ever answering a transfer type out of the zone data.
-            RecordType::AXFR | RecordType::IXFR => return refuse(ResponseCode::Refused),
-            RecordType::OPT | RecordType::TSIG => return refuse(ResponseCode::FormErr),
+            RecordType::AXFR | RecordType::IXFR => {
+                return self.error_wire(request, ResponseCode::Refused, transport);
+            }
+            RecordType::OPT | RecordType::TSIG => {
+                return self.error_wire(request, ResponseCode::FormErr, transport);
+            }
             _ => {}
         }
-        if query.query_class != DNSClass::IN {
-            return refuse(ResponseCode::Refused);
+        let qname = name_wire(&query.name);
+        let question = Question {
+            id: request.metadata.id,
+            recursion_desired: request.metadata.recursion_desired,
+            checking_disabled: request.metadata.checking_disabled,
+            qname: &qname,
+            qtype: u16::from(query.query_type),
+            qclass: u16::from(query.query_class),
+        };
+        let mut options = Vec::new();
+        if let Some(EdnsOption::Unknown(code, data)) = self.expire_option(request) {
+            options.extend_from_slice(&code.to_be_bytes());
+            options.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            options.extend_from_slice(&data);
         }
-        let Some(mut handle) = self.zones.find(&query.name) else {
-            return refuse(ResponseCode::Refused);
-        };
-        // The DS RRset at a child's apex belongs to the parent side (RFC 4035 3.1.4.1): when we
-        // serve the parent too, answer from it.
-        if query.query_type == RecordType::DS
-            && handle.name.eq_ignore_root(&query.name)
-            && !query.name.is_root()
-            && let Some(parent) = self.zones.find(&query.name.base_name())
-        {
-            handle = parent;
-        }
-        let Some(zone) = handle.servable() else {
-            return refuse(ResponseCode::ServFail);
-        };
-        let any = match transport {
-            Transport::Udp => AnyPolicy::Minimal,
-            Transport::Tcp => AnyPolicy::Full,
-        };
-        let found = lookup(&zone, &query.name, query.query_type, any);
-        let mut answer = base_response(request, found.rcode);
-        answer.metadata.authoritative = found.authoritative;
-        answer.answers = found.answer;
-        answer.authorities = found.authority;
-        answer.additionals = found.additional;
-        (answer, found.glue_required)
+        let edns = request
+            .edns
+            .as_ref()
+            .map(|edns| (edns.max_payload(), edns.flags().dnssec_ok));
+        let mut out = Vec::with_capacity(512);
+        let rcode = self.answer_question(&question, edns, &options, transport, &mut out);
+        Some((out, rcode))
     }
 
     /// Handles NOTIFY (RFC 1996): only from allowed addresses, signed when a key is configured
@@ -864,51 +971,7 @@ impl Responder {
     }
 
     fn count(&self, rcode: ResponseCode, qtype: Option<RecordType>) {
-        let qtype = match qtype {
-            Some(
-                rtype @ (RecordType::A
-                | RecordType::AAAA
-                | RecordType::NS
-                | RecordType::CNAME
-                | RecordType::SOA
-                | RecordType::MX
-                | RecordType::TXT
-                | RecordType::SRV
-                | RecordType::PTR
-                | RecordType::CAA
-                | RecordType::DS
-                | RecordType::DNSKEY
-                | RecordType::HTTPS
-                | RecordType::SVCB
-                | RecordType::ANY
-                | RecordType::AXFR
-                | RecordType::IXFR),
-            ) => rtype.to_string(),
-            Some(_) => "OTHER".to_string(),
-            None => "NONE".to_string(),
-        };
-        self.metrics
-            .queries
-            .get_or_create(&QueryLabels {
-                rcode: rcode_mnemonic(rcode),
-                qtype,
-            })
-            .inc();
-    }
-}
-
-/// The registry mnemonic of a response code (`NOERROR`, `NXDOMAIN`), as operators read it.
-fn rcode_mnemonic(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
-        other => format!("RCODE{}", u16::from(other)),
+        self.metrics.count_query(rcode, qtype);
     }
 }
 

@@ -2,31 +2,47 @@
 //!
 //! Schema (two trees, a fixed set no matter how many zones; see DESIGN.md 6):
 //! - `zones`: key = zone apex (lowercase text), value = JSON [`ZoneMeta`].
-//! - `data`: key = apex, 0, generation (u64 BE), chunk (u32 BE); value = a chunk of records in
-//!   wire format (u32 count, then records with uncompressed names).
+//! - `data`: key = apex, 0, generation (u64 BE), chunk (u32 BE). Chunks below [`DELTA_BASE`]
+//!   hold the generation's base version as zone nodes in their in-memory wire form (u32 count,
+//!   then u32-length-prefixed nodes), so that loading is copying; chunks from `DELTA_BASE + n`
+//!   hold the n-th difference applied on top of the base (an IXFR), so that a small change to
+//!   a large zone writes only the change.
+//! - `journal`: differences kept to answer IXFR requests (bounded, a cache).
 //!
-//! **Invariant:** a version is written completely under a fresh generation and flushed before
-//! one small compare-and-swap points the zone's metadata at it; the old generation is deleted
-//! only afterwards. A crash at any moment leaves the old version or the new one, never a
-//! mixture. Reading checks the record count and the SOA serial against the metadata.
+//! **Invariant:** a version is written completely (a new generation, or new deltas past the
+//! ones the metadata counts) and flushed before one small compare-and-swap points the zone's
+//! metadata at it; a replaced generation is deleted only afterwards. A crash at any moment
+//! leaves the old version or the new one, never a mixture. Reading checks the record count and
+//! the SOA serial against the metadata.
 //!
 //! The query path never reads sled: zones are loaded into memory at start-up.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, Record};
 
-use crate::zone::{Diff, JournalChain, soa_serial};
+use crate::zone::{Diff, JournalChain, Node, Zone, ZoneError, ZoneLimits, soa_serial};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-/// Records per sled value: large enough to keep keys few, small enough that one batch never
-/// holds sled's process-wide lock for long (DESIGN.md 6: a 200k-entry batch stalls readers).
-const CHUNK_RECORDS: usize = 1_000;
+/// Bytes of nodes per sled value: large enough to keep keys few, small enough that one batch
+/// never holds sled's process-wide lock for long (DESIGN.md 6: a 200k-entry batch stalls
+/// readers).
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Chunk numbers from here on hold differences applied on top of the base version.
+const DELTA_BASE: u32 = 0x8000_0000;
+
+/// The storage format `save_version` writes; metadata of another format is not read.
+const FORMAT: u32 = 2;
+
+/// Records in deltas on top of a base, beyond which the next change rewrites the whole zone:
+/// this many, or a quarter of the zone if that is more.
+const DELTA_RECORDS_MIN: u64 = 10_000;
 
 /// Chunks per sled batch.
 const BATCH_CHUNKS: usize = 10;
@@ -72,6 +88,17 @@ pub enum StoreError {
     /// Another writer changed the zone's metadata between our read and our switch.
     #[error("zone {0} was changed concurrently")]
     Conflict(String),
+    /// The stored data does not make a valid zone.
+    #[error("stored data of {zone} is not a valid zone: {source}")]
+    Invalid {
+        /// The zone.
+        zone: String,
+        /// What is wrong.
+        source: ZoneError,
+    },
+    /// The data was written by an older version of zonecast in another format.
+    #[error("stored data of {0} is in an older format")]
+    OldFormat(String),
 }
 
 /// What is known about one zone's stored version; times are UNIX seconds.
@@ -93,6 +120,15 @@ pub struct ZoneMeta {
     pub expire_deadline: Option<u64>,
     /// The last failure, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Storage format of the data (see `FORMAT`); 0 for data of older releases.
+    #[serde(default)]
+    pub format: u32,
+    /// Differences stored on top of the generation's base version.
+    #[serde(default)]
+    pub deltas: u32,
+    /// Records in those differences (deleted plus added).
+    #[serde(default)]
+    pub delta_records: u64,
 }
 
 /// A zone read back from the store.
@@ -101,9 +137,9 @@ pub struct StoredZone {
     pub name: Name,
     /// Its metadata (the default when it could not be read).
     pub meta: ZoneMeta,
-    /// Its records (empty when no version was stored yet), or why they cannot be read: one
-    /// damaged zone must not keep the others from being served.
-    pub records: Result<Vec<Record>, StoreError>,
+    /// Its data (None when no version was stored yet), or why it cannot be read: one damaged
+    /// zone must not keep the others from being served.
+    pub zone: Result<Option<Zone>, StoreError>,
 }
 
 /// The zone store.
@@ -148,35 +184,41 @@ impl Store {
         }
     }
 
-    /// Writes `records` as the zone's new version with metadata `meta` (whose `generation` and
-    /// `records` are filled in here), then switches to it atomically and durably.
+    /// Writes `data` as the zone's new version with metadata `meta` (whose storage fields are
+    /// filled in here) under a fresh generation, then switches to it atomically and durably.
     pub fn save_version(
         &self,
         zone: &Name,
         meta: &ZoneMeta,
-        records: impl Iterator<Item = Record>,
+        data: &Zone,
     ) -> Result<(), StoreError> {
         let started = Instant::now();
         let generation = self.db.generate_id()?;
-        let mut count: u64 = 0;
         let mut chunk_index: u32 = 0;
         let mut batch = sled::Batch::default();
         let mut batch_chunks = 0;
-        let mut chunk: Vec<Record> = Vec::with_capacity(CHUNK_RECORDS);
-        let mut records = records.peekable();
-        while records.peek().is_some() {
-            chunk.clear();
-            chunk.extend(records.by_ref().take(CHUNK_RECORDS));
-            count += chunk.len() as u64;
-            batch.insert(
-                data_key(zone, generation, chunk_index),
-                encode_chunk(zone, &chunk)?,
-            );
-            chunk_index += 1;
-            batch_chunks += 1;
-            if batch_chunks == BATCH_CHUNKS {
-                self.data.apply_batch(std::mem::take(&mut batch))?;
-                batch_chunks = 0;
+        let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + 1024);
+        let mut in_chunk: u32 = 0;
+        let mut nodes = data.nodes().peekable();
+        while let Some(node) = nodes.next() {
+            if in_chunk == 0 {
+                chunk.clear();
+                chunk.extend_from_slice(&[0; 4]);
+            }
+            let bytes = node.as_bytes();
+            chunk.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            chunk.extend_from_slice(bytes);
+            in_chunk += 1;
+            if chunk.len() >= CHUNK_BYTES || nodes.peek().is_none() {
+                chunk[..4].copy_from_slice(&in_chunk.to_be_bytes());
+                batch.insert(data_key(zone, generation, chunk_index), chunk.as_slice());
+                in_chunk = 0;
+                chunk_index += 1;
+                batch_chunks += 1;
+                if batch_chunks == BATCH_CHUNKS {
+                    self.data.apply_batch(std::mem::take(&mut batch))?;
+                    batch_chunks = 0;
+                }
             }
         }
         self.data.apply_batch(batch)?;
@@ -184,17 +226,11 @@ impl Store {
         self.db.flush()?;
         let mut meta = meta.clone();
         meta.generation = generation;
-        meta.records = count;
-        let key = zone_key(zone);
-        let old = self.zones.get(&key)?;
-        let new = serde_json::to_vec(&meta).map_err(|source| StoreError::Meta {
-            zone: zone.to_string(),
-            source,
-        })?;
-        self.zones
-            .compare_and_swap(&key, old.clone(), Some(new))?
-            .map_err(|_| StoreError::Conflict(zone.to_string()))?;
-        self.db.flush()?;
+        meta.records = data.record_count() as u64;
+        meta.format = FORMAT;
+        meta.deltas = 0;
+        meta.delta_records = 0;
+        let old = self.switch(zone, &meta)?;
         // The switch is done: the new version stands whatever happens to the cleanup, which a
         // later start-up sweep (`sweep_orphans`) finishes if it fails here.
         if let Some(old) = old {
@@ -209,6 +245,7 @@ impl Store {
                 warn!(zone = %zone, %error, "cannot delete the previous version; it is swept at the next start");
             }
         }
+        let count = data.record_count();
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
         if elapsed > Duration::from_secs(1) {
@@ -218,6 +255,69 @@ impl Store {
             debug!(zone = %zone, records = count, generation, elapsed_ms, "stored zone version");
         }
         Ok(())
+    }
+
+    /// Stores the version `data` that `diffs` made from the stored one: as deltas on top of the
+    /// stored base when they are small against the zone, else as a whole new generation.
+    pub fn save_diffs(
+        &self,
+        zone: &Name,
+        meta: &ZoneMeta,
+        from_soa: &Record,
+        diffs: &[Diff],
+        data: &Zone,
+    ) -> Result<(), StoreError> {
+        let Some(stored) = self.meta(zone)? else {
+            return self.save_version(zone, meta, data);
+        };
+        let size: u64 = diffs.iter().map(|diff| diff.size() as u64).sum();
+        let budget = DELTA_RECORDS_MIN.max(stored.records / 4);
+        let chains = stored.serial == Some(soa_serial(from_soa).unwrap_or(0))
+            && diffs.first().map(|d| d.from_serial) == stored.serial;
+        if stored.format != FORMAT
+            || !chains
+            || stored.delta_records + size > budget
+            || stored.deltas as usize + diffs.len() >= (u32::MAX - DELTA_BASE) as usize
+        {
+            return self.save_version(zone, meta, data);
+        }
+        let started = Instant::now();
+        let mut batch = sled::Batch::default();
+        let mut previous = from_soa.clone();
+        for (index, diff) in diffs.iter().enumerate() {
+            let chunk = DELTA_BASE + stored.deltas + index as u32;
+            batch.insert(
+                data_key(zone, stored.generation, chunk),
+                encode_diff(zone, &previous, diff)?,
+            );
+            previous = diff.to_soa.clone();
+        }
+        self.data.apply_batch(batch)?;
+        self.db.flush()?;
+        let mut meta = meta.clone();
+        meta.generation = stored.generation;
+        meta.records = data.record_count() as u64;
+        meta.format = FORMAT;
+        meta.deltas = stored.deltas + diffs.len() as u32;
+        meta.delta_records = stored.delta_records + size;
+        self.switch(zone, &meta)?;
+        debug!(zone = %zone, records = size, deltas = meta.deltas, elapsed_us = started.elapsed().as_micros() as u64, "stored differences");
+        Ok(())
+    }
+
+    /// Points the zone's metadata at a written version, durably; returns the previous value.
+    fn switch(&self, zone: &Name, meta: &ZoneMeta) -> Result<Option<sled::IVec>, StoreError> {
+        let key = zone_key(zone);
+        let old = self.zones.get(&key)?;
+        let new = serde_json::to_vec(meta).map_err(|source| StoreError::Meta {
+            zone: zone.to_string(),
+            source,
+        })?;
+        self.zones
+            .compare_and_swap(&key, old.clone(), Some(new))?
+            .map_err(|_| StoreError::Conflict(zone.to_string()))?;
+        self.db.flush()?;
+        Ok(old)
     }
 
     /// Updates only the metadata (timers, errors) of the stored version; flushed at once so that
@@ -249,7 +349,7 @@ impl Store {
     /// Reads every stored zone, checking each against its metadata. A zone whose data cannot be
     /// read comes back with the error in `records`; only a failure of the database itself fails
     /// the whole call.
-    pub fn load_all(&self) -> Result<Vec<StoredZone>, StoreError> {
+    pub fn load_all(&self, limits: ZoneLimits) -> Result<Vec<StoredZone>, StoreError> {
         let mut zones = Vec::new();
         for entry in self.zones.iter() {
             let (key, value) = entry?;
@@ -258,19 +358,15 @@ impl Store {
                 warn!(key = %text, "ignoring a stored zone whose key is not a domain name");
                 continue;
             };
-            let (meta, records) = match decode_meta(&name, &value) {
+            let (meta, zone) = match decode_meta(&name, &value) {
                 Ok(meta) if meta.serial.is_some() => {
-                    let records = self.load_records(&name, &meta);
-                    (meta, records)
+                    let zone = self.load_zone(&name, &meta, limits).map(Some);
+                    (meta, zone)
                 }
-                Ok(meta) => (meta, Ok(Vec::new())),
+                Ok(meta) => (meta, Ok(None)),
                 Err(error) => (ZoneMeta::default(), Err(error)),
             };
-            zones.push(StoredZone {
-                name,
-                meta,
-                records,
-            });
+            zones.push(StoredZone { name, meta, zone });
         }
         Ok(zones)
     }
@@ -305,44 +401,77 @@ impl Store {
         Ok(orphans.len())
     }
 
-    fn load_records(&self, zone: &Name, meta: &ZoneMeta) -> Result<Vec<Record>, StoreError> {
-        let started = Instant::now();
-        let mut records = Vec::with_capacity(meta.records as usize);
-        for entry in self
-            .data
-            .scan_prefix(generation_prefix(zone, meta.generation))
-        {
-            let (_, value) = entry?;
-            decode_chunk(zone, &value, &mut records)?;
+    /// Reads one zone's version: the base nodes, then the deltas the metadata counts.
+    fn load_zone(
+        &self,
+        zone: &Name,
+        meta: &ZoneMeta,
+        limits: ZoneLimits,
+    ) -> Result<Zone, StoreError> {
+        if meta.format != FORMAT {
+            return Err(StoreError::OldFormat(zone.to_string()));
         }
-        if records.len() as u64 != meta.records {
+        let started = Instant::now();
+        let invalid = |source| StoreError::Invalid {
+            zone: zone.to_string(),
+            source,
+        };
+        let prefix = generation_prefix(zone, meta.generation);
+        let mut nodes = Vec::new();
+        let mut deltas = Vec::new();
+        for entry in self.data.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let chunk = key
+                .get(prefix.len()..)
+                .and_then(|rest| rest.try_into().ok())
+                .map(u32::from_be_bytes)
+                .unwrap_or(0);
+            if chunk < DELTA_BASE {
+                decode_nodes(zone, &value, &mut nodes)?;
+            } else if chunk - DELTA_BASE < meta.deltas {
+                deltas.push(decode_diff(zone, &value)?.1);
+            }
+        }
+        if deltas.len() != meta.deltas as usize {
+            return Err(StoreError::Mismatch {
+                zone: zone.to_string(),
+                message: format!(
+                    "{} differences stored, metadata says {}",
+                    deltas.len(),
+                    meta.deltas
+                ),
+            });
+        }
+        let node_count = nodes.len();
+        let mut data = Zone::from_nodes(zone, nodes, limits).map_err(invalid)?;
+        if !deltas.is_empty() {
+            data = data.apply(&deltas, limits).map_err(invalid)?;
+        }
+        if data.record_count() as u64 != meta.records {
             return Err(StoreError::Mismatch {
                 zone: zone.to_string(),
                 message: format!(
                     "{} records stored, metadata says {}",
-                    records.len(),
+                    data.record_count(),
                     meta.records
                 ),
             });
         }
-        let serial = records.first().and_then(|record| match &record.data {
-            RData::SOA(soa) => Some(soa.serial),
-            _ => None,
-        });
-        if serial != meta.serial {
+        if Some(data.serial()) != meta.serial {
             return Err(StoreError::Mismatch {
                 zone: zone.to_string(),
                 message: format!(
-                    "first record's serial {serial:?}, metadata says {:?}",
+                    "stored serial {}, metadata says {:?}",
+                    data.serial(),
                     meta.serial
                 ),
             });
         }
         let elapsed = started.elapsed();
         if elapsed > Duration::from_secs(1) {
-            info!(zone = %zone, records = records.len(), elapsed_ms = elapsed.as_millis() as u64, "read zone from store");
+            info!(zone = %zone, records = data.record_count(), names = node_count, deltas = deltas.len(), elapsed_ms = elapsed.as_millis() as u64, "read zone from store");
         }
-        Ok(records)
+        Ok(data)
     }
 
     /// Deletes every key of one generation of a zone.
@@ -561,6 +690,32 @@ fn decode_meta(zone: &Name, bytes: &[u8]) -> Result<ZoneMeta, StoreError> {
     })
 }
 
+/// Reads a chunk of nodes (u32 count, then u32-length-prefixed nodes).
+fn decode_nodes(zone: &Name, bytes: &[u8], out: &mut Vec<Node>) -> Result<(), StoreError> {
+    let bad = |message: String| StoreError::Records {
+        zone: zone.to_string(),
+        message,
+    };
+    let Some((count, mut rest)) = bytes.split_first_chunk::<4>() else {
+        return Err(bad("chunk shorter than its count".into()));
+    };
+    for _ in 0..u32::from_be_bytes(*count) {
+        let Some((length, body)) = rest.split_first_chunk::<4>() else {
+            return Err(bad("node length cut short".into()));
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        let Some((node, after)) = body.split_at_checked(length) else {
+            return Err(bad("node cut short".into()));
+        };
+        out.push(Node::from_bytes(node).map_err(|error| bad(error.to_string()))?);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the nodes of a chunk".into()));
+    }
+    Ok(())
+}
+
 fn encode_chunk(zone: &Name, records: &[Record]) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::with_capacity(records.len() * 48);
     bytes.extend_from_slice(&(records.len() as u32).to_be_bytes());
@@ -602,7 +757,24 @@ fn decode_chunk(zone: &Name, bytes: &[u8], out: &mut Vec<Record>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::tests::{a, base_records, name, soa};
+    use crate::zone::tests::{LIMITS, a, base_records, name, soa, txt};
+
+    fn zone_of(records: Vec<Record>) -> Zone {
+        Zone::from_records(&name("example.test."), records, LIMITS_BIG).expect("valid")
+    }
+
+    fn loaded(store: &Store) -> Zone {
+        let mut zones = store.load_all(LIMITS_BIG).expect("load");
+        zones
+            .remove(0)
+            .zone
+            .expect("readable")
+            .expect("a version is stored")
+    }
+
+    const LIMITS_BIG: ZoneLimits = ZoneLimits {
+        records_max: 100_000,
+    };
 
     fn meta(serial: u32) -> ZoneMeta {
         ZoneMeta {
@@ -620,28 +792,39 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("open");
             store
-                .save_version(&zone, &meta(1), base_records().into_iter())
+                .save_version(&zone, &meta(1), &zone_of(base_records()))
                 .expect("save 1");
             let mut bigger = base_records();
             bigger[0] = soa(2);
             bigger.extend((0..2500).map(|i| a(&format!("h{i}.example.test."), "192.0.2.1")));
             store
-                .save_version(&zone, &meta(2), bigger.into_iter())
+                .save_version(&zone, &meta(2), &zone_of(bigger))
                 .expect("save 2");
             store
                 .update_meta(&zone, |m| m.last_error = Some("boom".into()))
                 .expect("update");
         }
         let store = Store::open(dir.path()).expect("reopen");
-        let zones = store.load_all().expect("load");
+        let zones = store.load_all(LIMITS_BIG).expect("load");
         assert_eq!(zones.len(), 1);
         assert_eq!(zones[0].meta.serial, Some(2));
         assert_eq!(zones[0].meta.last_error.as_deref(), Some("boom"));
-        assert_eq!(zones[0].records.as_ref().expect("readable").len(), 2504);
+        assert_eq!(loaded(&store).record_count(), 2504);
         // The first generation is gone: only the chunks of the new one remain.
-        assert_eq!(store.data.len(), 3);
+        let prefix = generation_prefix(&zone, zones[0].meta.generation);
+        assert!(
+            store.data.len() >= 2,
+            "a zone this size takes several chunks"
+        );
+        assert!(
+            store
+                .data
+                .iter()
+                .keys()
+                .all(|key| key.expect("key").starts_with(&prefix))
+        );
         store.remove_zone(&zone).expect("remove");
-        assert!(store.load_all().expect("load").is_empty());
+        assert!(store.load_all(LIMITS_BIG).expect("load").is_empty());
         assert_eq!(store.data.len(), 0);
     }
 
@@ -651,13 +834,16 @@ mod tests {
         let zone = name("example.test.");
         let store = Store::open(dir.path()).expect("open");
         store
-            .save_version(&zone, &meta(1), base_records().into_iter())
+            .save_version(&zone, &meta(1), &zone_of(base_records()))
             .expect("save");
         store
             .update_meta(&zone, |m| m.records = 99)
             .expect("update");
-        let zones = store.load_all().expect("the database itself is fine");
-        assert!(matches!(zones[0].records, Err(StoreError::Mismatch { .. })));
+        let zones = store.load_all(LIMITS).expect("the database itself is fine");
+        assert!(matches!(zones[0].zone, Err(StoreError::Mismatch { .. })));
+        store.update_meta(&zone, |m| m.format = 0).expect("update");
+        let zones = store.load_all(LIMITS).expect("the database itself is fine");
+        assert!(matches!(zones[0].zone, Err(StoreError::OldFormat(_))));
     }
 
     #[test]
@@ -666,7 +852,7 @@ mod tests {
         let zone = name("example.test.");
         let store = Store::open(dir.path()).expect("open");
         store
-            .save_version(&zone, &meta(1), base_records().into_iter())
+            .save_version(&zone, &meta(1), &zone_of(base_records()))
             .expect("save");
         // A crash after writing a generation but before the switch leaves this behind.
         let chunk = encode_chunk(&zone, &base_records()).expect("encode");
@@ -680,13 +866,73 @@ mod tests {
             .expect("insert");
         assert_eq!(store.sweep_orphans().expect("sweep"), 2);
         assert_eq!(store.data.len(), 1);
-        let zones = store.load_all().expect("load");
-        assert_eq!(zones[0].records.as_ref().expect("readable").len(), 4);
+        assert_eq!(loaded(&store).record_count(), 4);
+    }
+
+    #[test]
+    fn small_changes_are_stored_as_deltas_and_big_ones_rewrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        let store = Store::open(dir.path()).expect("open");
+        let mut version = zone_of(base_records());
+        store.save_version(&zone, &meta(1), &version).expect("save");
+        let generation = store.meta(&zone).expect("meta").expect("stored").generation;
+        for serial in 1..=3u32 {
+            let diff = Diff {
+                from_serial: serial,
+                to_soa: soa(serial + 1),
+                deleted: vec![],
+                added: vec![txt("t.example.test.", &serial.to_string())],
+            };
+            let next = version
+                .apply(std::slice::from_ref(&diff), LIMITS_BIG)
+                .expect("applies");
+            store
+                .save_diffs(
+                    &zone,
+                    &meta(serial + 1),
+                    &version.soa_record(),
+                    &[diff],
+                    &next,
+                )
+                .expect("save diffs");
+            version = next;
+        }
+        let stored = store.meta(&zone).expect("meta").expect("stored");
+        assert_eq!(
+            stored.generation, generation,
+            "no new generation for small changes"
+        );
+        assert_eq!((stored.deltas, stored.delta_records), (3, 3));
+        let back = loaded(&store);
+        assert_eq!(back.serial(), 4);
+        assert_eq!(
+            back.records().collect::<Vec<_>>(),
+            version.records().collect::<Vec<_>>()
+        );
+        // A change bigger than the budget writes a whole new generation.
+        let diff = Diff {
+            from_serial: 4,
+            to_soa: soa(5),
+            deleted: vec![],
+            added: (0..DELTA_RECORDS_MIN + 1)
+                .map(|i| a(&format!("h{i}.example.test."), "192.0.2.1"))
+                .collect(),
+        };
+        let next = version
+            .apply(std::slice::from_ref(&diff), LIMITS_BIG)
+            .expect("applies");
+        store
+            .save_diffs(&zone, &meta(5), &version.soa_record(), &[diff], &next)
+            .expect("save diffs");
+        let stored = store.meta(&zone).expect("meta").expect("stored");
+        assert_ne!(stored.generation, generation);
+        assert_eq!((stored.deltas, stored.delta_records), (0, 0));
+        assert_eq!(loaded(&store).record_count(), next.record_count());
     }
 
     #[test]
     fn journal_chains_and_stays_bounded() {
-        use crate::zone::tests::txt;
         let dir = tempfile::tempdir().expect("tempdir");
         let zone = name("example.test.");
         let store = Store::open(dir.path()).expect("open");

@@ -1,18 +1,28 @@
 //! The zone model: an immutable, validated snapshot of one zone's data, and the operations that
 //! derive a new snapshot from an old one (applying IXFR differences).
 //!
-//! A `Zone` is built only through [`Zone::from_records`] or [`Zone::apply`], both of which
-//! validate: a snapshot that exists is servable. This module does no I/O and knows nothing about
-//! where records came from; lookups that answer queries live in `lookup`.
+//! A `Zone` is built only through [`Zone::from_records`], [`Zone::from_nodes`] or
+//! [`Zone::apply`], all of which validate: a snapshot that exists is servable. This module does
+//! no I/O and knows nothing about where records came from; lookups that answer queries live in
+//! `lookup`.
 //!
-//! Nodes are kept in a persistent ordered map (`imbl::OrdMap`) so that applying a small diff to
-//! a large zone shares almost all of the old snapshot instead of copying it.
+//! Data is kept in wire format, the form answers are written in: one [`Node`] per owner name is
+//! a single shared allocation holding the owner name and its RRsets (type, TTL, RDATA with
+//! uncompressed names in the case received). Nodes sit in a persistent ordered map
+//! (`imbl::OrdMap`) keyed by [`NameKey`], so applying a small diff to a large zone shares almost
+//! all of the old snapshot instead of copying it. hickory `Record`s are made from nodes only
+//! where a slow path needs them (transfers out, diffs, the store's checks).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
+};
 use imbl::OrdMap;
 
 /// At most this many CNAME records are followed while building one answer; longer chains are
@@ -78,88 +88,178 @@ pub enum ZoneError {
     /// A diff deletes a record the zone does not have.
     #[error("diff deletes a record the zone does not have: {0}")]
     DeleteMissing(String),
+    /// A record could not be put into wire form, or stored wire data does not parse.
+    #[error("malformed record data: {0}")]
+    Malformed(String),
 }
 
-/// The records of one owner name and type, sharing one TTL.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RrSet {
+/// Bytes before the RRsets of a node: the owner name's length.
+const NAME_LEN_BYTES: usize = 1;
+/// Bytes of an RRset header in a node: type (2), TTL (4), record count (2), body length (4).
+const SET_HEADER: usize = 12;
+
+/// One owner name and all its RRsets, in wire format, in one shared allocation.
+///
+/// Layout: name length (1 byte), the owner name (uncompressed wire form, case as received),
+/// then RRsets ordered by type code, each a header (type u16, TTL u32, count u16, body length
+/// u32, big-endian) and a body of `count` RDATAs, each prefixed by its u16 length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Node(Arc<[u8]>);
+
+/// One RRset of a node, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct RrSetRef<'a> {
     /// The record type.
     pub rtype: RecordType,
-    /// The TTL of the set (the last one seen when the records disagreed).
+    /// The TTL of the set (RFC 2181 5.2: one TTL per RRset).
     pub ttl: u32,
-    /// The record data, without duplicates, in the order received.
-    pub rdatas: Vec<RData>,
+    count: u16,
+    body: &'a [u8],
 }
 
-/// All RRsets of one owner name.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Node {
-    /// The owner name, with the case it was received in.
-    pub name: Name,
-    /// RRsets ordered by type code.
-    pub rrsets: Vec<RrSet>,
+impl<'a> RrSetRef<'a> {
+    /// Number of records in the set.
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// True when the set holds no record (never for a stored set).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The RDATAs in wire form (names uncompressed).
+    pub fn rdatas(&self) -> RdataIter<'a> {
+        RdataIter { rest: self.body }
+    }
+
+    /// The records of the set with owner `owner`, decoded (slow path).
+    pub fn records(&self, owner: &Name) -> Vec<Record> {
+        self.rdatas()
+            .filter_map(|wire| decode_rdata(self.rtype, wire).ok())
+            .map(|data| Record::from_rdata(owner.clone(), self.ttl, data))
+            .collect()
+    }
+}
+
+/// Iterator over the RDATAs of one RRset.
+#[derive(Clone)]
+pub struct RdataIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RdataIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (length, rest) = self.rest.split_first_chunk::<2>()?;
+        let length = usize::from(u16::from_be_bytes(*length));
+        let (data, rest) = rest.split_at_checked(length)?;
+        self.rest = rest;
+        Some(data)
+    }
+}
+
+/// Iterator over the RRsets of one node.
+pub struct RrSetIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RrSetIter<'a> {
+    type Item = RrSetRef<'a>;
+
+    fn next(&mut self) -> Option<RrSetRef<'a>> {
+        let (header, rest) = self.rest.split_first_chunk::<SET_HEADER>()?;
+        let rtype = u16::from_be_bytes([header[0], header[1]]);
+        let ttl = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+        let count = u16::from_be_bytes([header[6], header[7]]);
+        let length = u32::from_be_bytes([header[8], header[9], header[10], header[11]]) as usize;
+        let (body, rest) = rest.split_at_checked(length)?;
+        self.rest = rest;
+        Some(RrSetRef {
+            rtype: RecordType::from(rtype),
+            ttl,
+            count,
+            body,
+        })
+    }
 }
 
 impl Node {
-    /// The RRset of the given type, if the node has one.
-    pub fn rrset(&self, rtype: RecordType) -> Option<&RrSet> {
-        self.rrsets.iter().find(|set| set.rtype == rtype)
+    /// The owner name in uncompressed wire form, case as received.
+    pub fn name_wire(&self) -> &[u8] {
+        let length = usize::from(self.0[0]);
+        &self.0[NAME_LEN_BYTES..NAME_LEN_BYTES + length]
     }
 
-    /// Records of the RRset of `rtype`, with `owner` as their owner name.
+    /// The owner name (decoded; slow path).
+    pub fn name(&self) -> Name {
+        name_from_wire(self.name_wire()).unwrap_or_else(|_| Name::root())
+    }
+
+    /// The RRsets, ordered by type code.
+    pub fn rrsets(&self) -> RrSetIter<'_> {
+        let start = NAME_LEN_BYTES + usize::from(self.0[0]);
+        RrSetIter {
+            rest: &self.0[start..],
+        }
+    }
+
+    /// The RRset of the given type, if the node has one.
+    pub fn rrset(&self, rtype: RecordType) -> Option<RrSetRef<'_>> {
+        self.rrsets().find(|set| set.rtype == rtype)
+    }
+
+    /// Records of the RRset of `rtype`, with `owner` as their owner name (slow path).
     pub fn records(&self, rtype: RecordType, owner: &Name) -> Vec<Record> {
         self.rrset(rtype)
-            .map(|set| set_records(set, owner))
+            .map(|set| set.records(owner))
             .unwrap_or_default()
     }
 
-    /// Adds one record; returns false when it was already present.
-    fn insert(&mut self, ttl: u32, data: RData) -> bool {
-        let rtype = data.record_type();
-        match self
-            .rrsets
-            .binary_search_by_key(&u16::from(rtype), |s| u16::from(s.rtype))
-        {
-            Ok(index) => {
-                let set = &mut self.rrsets[index];
-                // An RRset has one TTL (RFC 2181 5.2): the record seen last sets it, so an
-                // IXFR that adds a record with a new TTL moves the whole set to it.
-                set.ttl = ttl;
-                if set.rdatas.contains(&data) {
-                    return false;
-                }
-                set.rdatas.push(data);
-                true
-            }
-            Err(index) => {
-                self.rrsets.insert(
-                    index,
-                    RrSet {
-                        rtype,
-                        ttl,
-                        rdatas: vec![data],
-                    },
-                );
-                true
-            }
-        }
+    /// True when both values are the same shared allocation (an untouched node).
+    pub fn ptr_eq(&self, other: &Node) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// Removes one record; returns false when it was not present.
-    fn remove(&mut self, data: &RData) -> bool {
-        let rtype = data.record_type();
-        let Some(index) = self.rrsets.iter().position(|s| s.rtype == rtype) else {
-            return false;
-        };
-        let set = &mut self.rrsets[index];
-        let Some(position) = set.rdatas.iter().position(|d| d == data) else {
-            return false;
-        };
-        set.rdatas.remove(position);
-        if set.rdatas.is_empty() {
-            self.rrsets.remove(index);
+    /// The node's bytes (the store writes them as they are).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Checks stored bytes and makes a node of them (the store reads them back).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Node, ZoneError> {
+        let bad = |what: &str| ZoneError::Malformed(format!("stored node: {what}"));
+        let name_length = usize::from(*bytes.first().ok_or_else(|| bad("empty"))?);
+        let name = bytes
+            .get(NAME_LEN_BYTES..NAME_LEN_BYTES + name_length)
+            .ok_or_else(|| bad("name cut short"))?;
+        check_name_wire(name).ok_or_else(|| bad("bad owner name"))?;
+        let node = Node(Arc::from(bytes));
+        let mut seen = 0;
+        let mut last_type = None;
+        let mut iter = node.rrsets();
+        for set in iter.by_ref() {
+            if last_type.is_some_and(|last| last >= u16::from(set.rtype)) {
+                return Err(bad("RRsets out of order"));
+            }
+            last_type = Some(u16::from(set.rtype));
+            let mut rdatas = set.rdatas();
+            let count = rdatas.by_ref().count();
+            if count != set.len() || count == 0 || !rdatas.rest.is_empty() {
+                return Err(bad("RRset body does not match its count"));
+            }
+            seen += 1;
         }
-        true
+        if !iter.rest.is_empty() || seen == 0 {
+            return Err(bad("trailing or missing RRsets"));
+        }
+        Ok(node)
+    }
+
+    /// Number of records in the node.
+    fn record_count(&self) -> usize {
+        self.rrsets().map(|set| set.len()).sum()
     }
 
     fn check_cname(&self) -> Result<(), ZoneError> {
@@ -167,25 +267,235 @@ impl Node {
             return Ok(());
         };
         // DNSSEC records may accompany a CNAME (RFC 4035 2.5); nothing else may.
-        let others = self.rrsets.iter().any(|set| {
+        let others = self.rrsets().any(|set| {
             !matches!(
                 set.rtype,
                 RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
             )
         });
-        if others || cname.rdatas.len() > 1 {
-            return Err(ZoneError::CnameAndOtherData(self.name.to_string()));
+        if others || cname.len() > 1 {
+            return Err(ZoneError::CnameAndOtherData(self.name().to_string()));
         }
         Ok(())
     }
 }
 
-/// Makes owned records from an RRset.
-pub fn set_records(set: &RrSet, owner: &Name) -> Vec<Record> {
-    set.rdatas
-        .iter()
-        .map(|data| Record::from_rdata(owner.clone(), set.ttl, data.clone()))
-        .collect()
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let types: Vec<String> = self.rrsets().map(|set| set.rtype.to_string()).collect();
+        write!(f, "Node({} {})", self.name(), types.join(","))
+    }
+}
+
+/// A node being changed: RRsets as owned RDATA lists. Frozen into a [`Node`] when done.
+#[derive(Clone, Debug)]
+struct NodeBuilder {
+    name: Vec<u8>,
+    sets: Vec<SetBuilder>,
+}
+
+#[derive(Clone, Debug)]
+struct SetBuilder {
+    rtype: u16,
+    ttl: u32,
+    rdatas: Vec<Box<[u8]>>,
+}
+
+impl NodeBuilder {
+    fn new(name: Vec<u8>) -> Self {
+        Self {
+            name,
+            sets: Vec::new(),
+        }
+    }
+
+    fn from_node(node: &Node) -> Self {
+        Self {
+            name: node.name_wire().to_vec(),
+            sets: node
+                .rrsets()
+                .map(|set| SetBuilder {
+                    rtype: u16::from(set.rtype),
+                    ttl: set.ttl,
+                    rdatas: set.rdatas().map(Box::from).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds one record; returns false when it was already present.
+    fn insert(&mut self, rtype: u16, ttl: u32, rdata: &[u8]) -> bool {
+        match self.sets.binary_search_by_key(&rtype, |s| s.rtype) {
+            Ok(index) => {
+                let set = &mut self.sets[index];
+                // An RRset has one TTL (RFC 2181 5.2): the record seen last sets it, so an
+                // IXFR that adds a record with a new TTL moves the whole set to it.
+                set.ttl = ttl;
+                if set.rdatas.iter().any(|d| rdata_eq(rtype, d, rdata)) {
+                    return false;
+                }
+                set.rdatas.push(Box::from(rdata));
+                true
+            }
+            Err(index) => {
+                self.sets.insert(
+                    index,
+                    SetBuilder {
+                        rtype,
+                        ttl,
+                        rdatas: vec![Box::from(rdata)],
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Replaces the whole RRset of `rtype` by one record.
+    fn replace(&mut self, rtype: u16, ttl: u32, rdata: &[u8]) {
+        self.sets.retain(|set| set.rtype != rtype);
+        self.insert(rtype, ttl, rdata);
+    }
+
+    /// Removes one record; returns false when it was not present.
+    fn remove(&mut self, rtype: u16, rdata: &[u8]) -> bool {
+        let Ok(index) = self.sets.binary_search_by_key(&rtype, |s| s.rtype) else {
+            return false;
+        };
+        let set = &mut self.sets[index];
+        let Some(position) = set.rdatas.iter().position(|d| rdata_eq(rtype, d, rdata)) else {
+            return false;
+        };
+        set.rdatas.remove(position);
+        if set.rdatas.is_empty() {
+            self.sets.remove(index);
+        }
+        true
+    }
+
+    fn merge(&mut self, other: &Node) -> usize {
+        let mut added = 0;
+        for set in other.rrsets() {
+            for rdata in set.rdatas() {
+                added += usize::from(self.insert(u16::from(set.rtype), set.ttl, rdata));
+            }
+        }
+        added
+    }
+
+    fn freeze(&self) -> Node {
+        let mut size = NAME_LEN_BYTES + self.name.len();
+        for set in &self.sets {
+            size += SET_HEADER + set.rdatas.iter().map(|d| 2 + d.len()).sum::<usize>();
+        }
+        let mut bytes = Vec::with_capacity(size);
+        bytes.push(self.name.len() as u8);
+        bytes.extend_from_slice(&self.name);
+        for set in &self.sets {
+            let body: usize = set.rdatas.iter().map(|d| 2 + d.len()).sum();
+            bytes.extend_from_slice(&set.rtype.to_be_bytes());
+            bytes.extend_from_slice(&set.ttl.to_be_bytes());
+            bytes.extend_from_slice(&(set.rdatas.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(&(body as u32).to_be_bytes());
+            for rdata in &set.rdatas {
+                bytes.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                bytes.extend_from_slice(rdata);
+            }
+        }
+        Node(Arc::from(bytes))
+    }
+}
+
+/// Two RDATAs are the same record when their bytes are equal, or, for types whose RDATA holds
+/// names, when they decode to equal values (names compare case-insensitively, RFC 4343).
+fn rdata_eq(rtype: u16, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.len() != b.len() || !a.eq_ignore_ascii_case(b) {
+        return false;
+    }
+    let rtype = RecordType::from(rtype);
+    match (decode_rdata(rtype, a), decode_rdata(rtype, b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Decodes one RDATA from wire form.
+pub fn decode_rdata(rtype: RecordType, wire: &[u8]) -> Result<RData, ZoneError> {
+    let length =
+        u16::try_from(wire.len()).map_err(|_| ZoneError::Malformed("RDATA too long".into()))?;
+    let mut decoder = BinDecoder::new(wire);
+    let data = RData::read(&mut decoder, rtype, Restrict::new(length))
+        .map_err(|error| ZoneError::Malformed(format!("{rtype} RDATA: {error}")))?;
+    if !decoder.is_empty() {
+        return Err(ZoneError::Malformed(format!(
+            "{rtype} RDATA has trailing bytes"
+        )));
+    }
+    Ok(data)
+}
+
+/// Encodes one RDATA in wire form with uncompressed names, case unchanged.
+pub fn encode_rdata(data: &RData) -> Result<Vec<u8>, ZoneError> {
+    let mut bytes = Vec::with_capacity(32);
+    let mut encoder = BinEncoder::new(&mut bytes);
+    let mut encoder = encoder.with_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut encoder)
+        .map_err(|error| ZoneError::Malformed(error.to_string()))?;
+    drop(encoder);
+    Ok(bytes)
+}
+
+/// The uncompressed wire form of a name, case unchanged.
+pub fn name_wire(name: &Name) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        bytes.push(label.len() as u8);
+        bytes.extend_from_slice(label);
+    }
+    bytes.push(0);
+    bytes
+}
+
+/// Decodes an uncompressed wire-form name.
+pub fn name_from_wire(wire: &[u8]) -> Result<Name, ZoneError> {
+    let mut decoder = BinDecoder::new(wire);
+    Name::read(&mut decoder).map_err(|error| ZoneError::Malformed(format!("name: {error}")))
+}
+
+/// The length of a valid uncompressed wire name at the start of `wire`, or None.
+pub fn check_name_wire(wire: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let length = usize::from(*wire.get(at)?);
+        if length == 0 {
+            let total = at + 1;
+            return (total <= 255).then_some(total);
+        }
+        if length > 63 {
+            return None;
+        }
+        at += 1 + length;
+        if at > 255 {
+            return None;
+        }
+    }
+}
+
+/// The labels of a valid uncompressed wire name, from the first (leftmost) on.
+pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let length = usize::from(*wire.get(at)?);
+        if length == 0 {
+            return None;
+        }
+        let label = wire.get(at + 1..at + 1 + length)?;
+        at += 1 + length;
+        Some(label)
+    })
 }
 
 /// A key that orders names so that every name's descendants follow it contiguously: labels from
@@ -193,28 +503,124 @@ pub fn set_records(set: &RrSet, owner: &Name) -> Vec<Record> {
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey(Box<[u8]>);
 
+impl std::borrow::Borrow<[u8]> for NameKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl NameKey {
     /// The key of `name`.
     pub fn new(name: &Name) -> Self {
-        let mut bytes = Vec::with_capacity(name.len() + 2);
         let labels: Vec<&[u8]> = name.iter().collect();
-        for label in labels.iter().rev() {
-            for &byte in *label {
-                match byte.to_ascii_lowercase() {
-                    0 => bytes.extend_from_slice(&[1, 1]),
-                    1 => bytes.extend_from_slice(&[1, 2]),
-                    other => bytes.push(other),
-                }
-            }
-            bytes.push(0);
-        }
+        let mut bytes = Vec::with_capacity(name.len() + 2);
+        push_key(labels.iter().rev().copied(), &mut |byte| bytes.push(byte));
         Self(bytes.into_boxed_slice())
     }
 
-    /// True when `self` names a strict descendant of `ancestor`.
-    fn is_below(&self, ancestor: &NameKey) -> bool {
-        self.0.len() > ancestor.0.len() && self.0.starts_with(&ancestor.0)
+    /// The key of a valid uncompressed wire name.
+    pub fn from_wire(wire: &[u8]) -> Self {
+        Self(Box::from(KeyBuf::of_wire(wire).as_slice()))
     }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Longest key: every byte of a 255-byte name escaped.
+const KEY_MAX: usize = 512;
+
+/// A name key built on the stack, so that the query path allocates nothing to look names up.
+#[derive(Clone)]
+pub struct KeyBuf {
+    bytes: [u8; KEY_MAX],
+    len: usize,
+}
+
+impl KeyBuf {
+    /// The key of a valid uncompressed wire name (labels past the 128th are ignored; a valid
+    /// name has at most 127).
+    pub fn of_wire(wire: &[u8]) -> KeyBuf {
+        let mut key = KeyBuf {
+            bytes: [0; KEY_MAX],
+            len: 0,
+        };
+        let mut starts = [0u8; 128];
+        let mut count = 0;
+        let mut at = 0usize;
+        while let Some(&length) = wire.get(at) {
+            if length == 0 || count == starts.len() || at > 255 {
+                break;
+            }
+            starts[count] = at as u8;
+            count += 1;
+            at += 1 + usize::from(length);
+        }
+        let labels = starts[..count].iter().rev().filter_map(|&start| {
+            let start = usize::from(start);
+            let length = usize::from(wire[start]);
+            wire.get(start + 1..start + 1 + length)
+        });
+        push_key(labels, &mut |byte| {
+            if key.len < KEY_MAX {
+                key.bytes[key.len] = byte;
+                key.len += 1;
+            }
+        });
+        key
+    }
+
+    /// A key from its bytes; None when too long.
+    pub fn from_slice(bytes: &[u8]) -> Option<KeyBuf> {
+        let mut key = KeyBuf {
+            bytes: [0; KEY_MAX],
+            len: 0,
+        };
+        key.push_slice(bytes)?;
+        Some(key)
+    }
+
+    /// Appends raw key bytes; None when they do not fit.
+    pub fn push_slice(&mut self, bytes: &[u8]) -> Option<()> {
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .filter(|end| *end <= KEY_MAX)?;
+        self.bytes[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Some(())
+    }
+
+    /// The key's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+fn push_key<'a>(labels: impl Iterator<Item = &'a [u8]>, push: &mut impl FnMut(u8)) {
+    for label in labels {
+        for &byte in label {
+            match byte.to_ascii_lowercase() {
+                0 => {
+                    push(1);
+                    push(1);
+                }
+                1 => {
+                    push(1);
+                    push(2);
+                }
+                other => push(other),
+            }
+        }
+        push(0);
+    }
+}
+
+/// True when key `key` names a strict descendant of `ancestor`.
+fn key_is_below(key: &[u8], ancestor: &[u8]) -> bool {
+    key.len() > ancestor.len() && key.starts_with(ancestor)
 }
 
 impl fmt::Debug for NameKey {
@@ -234,6 +640,13 @@ pub struct Diff {
     pub deleted: Vec<Record>,
     /// Records to add (without the new SOA).
     pub added: Vec<Record>,
+}
+
+impl Diff {
+    /// Records deleted plus records added.
+    pub fn size(&self) -> usize {
+        self.deleted.len() + self.added.len()
+    }
 }
 
 /// A chain of differences, oldest first, with the SOA record of the version it starts from
@@ -258,7 +671,7 @@ pub struct ZoneLimits {
 pub struct Zone {
     origin: Name,
     origin_key: NameKey,
-    nodes: OrdMap<NameKey, Arc<Node>>,
+    nodes: OrdMap<NameKey, Node>,
     soa_ttl: u32,
     soa: SOA,
     record_count: usize,
@@ -274,20 +687,38 @@ impl fmt::Debug for Zone {
     }
 }
 
+/// A record split into the parts a node stores.
+struct WireRecord {
+    rtype: u16,
+    ttl: u32,
+    rdata: Vec<u8>,
+}
+
+fn wire_record(origin: &Name, record: &Record) -> Result<WireRecord, ZoneError> {
+    check_record(origin, record)?;
+    Ok(WireRecord {
+        rtype: u16::from(record.record_type()),
+        ttl: record.ttl,
+        rdata: encode_rdata(&record.data)?,
+    })
+}
+
 impl Zone {
-    /// Builds and validates a zone from records in any order (SOA included).
+    /// Builds and validates a zone from records in any order (SOA included). Records that
+    /// arrive grouped by owner (as transfers and files have them) are built in one pass.
     pub fn from_records(
         origin: &Name,
         records: impl IntoIterator<Item = Record>,
         limits: ZoneLimits,
     ) -> Result<Zone, ZoneError> {
         let origin = canonical_origin(origin);
-        let mut nodes: OrdMap<NameKey, Arc<Node>> = OrdMap::new();
+        let mut built: Vec<(NameKey, Node)> = Vec::new();
+        let mut current: Option<(Name, NodeBuilder)> = None;
         let mut soa: Option<(u32, SOA)> = None;
         let mut record_count: usize = 0;
         for record in records {
-            check_record(&origin, &record)?;
             if let RData::SOA(data) = &record.data {
+                check_record(&origin, &record)?;
                 if !record.name.eq_ignore_root(&origin) {
                     return Err(ZoneError::SoaNotAtApex(record.name.to_string()));
                 }
@@ -297,14 +728,21 @@ impl Zone {
                 soa = Some((record.ttl, data.clone()));
                 continue;
             }
-            let key = NameKey::new(&record.name);
-            let node = nodes.entry(key).or_insert_with(|| {
-                Arc::new(Node {
-                    name: record.name.clone(),
-                    rrsets: Vec::new(),
-                })
-            });
-            if Arc::make_mut(node).insert(record.ttl, record.data) {
+            let wire = wire_record(&origin, &record)?;
+            let same_owner = current
+                .as_ref()
+                .is_some_and(|(name, _)| *name == record.name);
+            if !same_owner {
+                if let Some((name, builder)) = current.take() {
+                    built.push((NameKey::new(&name), builder.freeze()));
+                }
+                current = Some((
+                    record.name.clone(),
+                    NodeBuilder::new(name_wire(&record.name)),
+                ));
+            }
+            let (_, builder) = current.as_mut().expect("set above");
+            if builder.insert(wire.rtype, wire.ttl, &wire.rdata) {
                 record_count += 1;
                 if record_count as u64 + 1 > limits.records_max {
                     return Err(ZoneError::TooManyRecords {
@@ -313,18 +751,98 @@ impl Zone {
                 }
             }
         }
+        if let Some((name, builder)) = current.take() {
+            built.push((NameKey::new(&name), builder.freeze()));
+        }
         let Some((soa_ttl, soa)) = soa else {
             return Err(ZoneError::MissingSoa(origin.to_string()));
         };
+        // Owners that came in more than one run are merged; duplicates across runs count once.
+        built.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut nodes: OrdMap<NameKey, Node> = OrdMap::new();
+        let mut runs = built.into_iter().peekable();
+        while let Some((key, node)) = runs.next() {
+            if runs.peek().is_some_and(|(next, _)| *next == key) {
+                let mut builder = NodeBuilder::from_node(&node);
+                while let Some((_, next)) = runs.next_if(|(next, _)| *next == key) {
+                    let before = next.record_count();
+                    let added = builder.merge(&next);
+                    record_count -= before - added;
+                }
+                nodes.insert(key, builder.freeze());
+            } else {
+                nodes.insert(key, node);
+            }
+        }
+        Self::finish(origin, nodes, soa_ttl, soa, record_count + 1)
+    }
+
+    /// Builds and validates a zone from nodes (as the store keeps them), SOA included in the
+    /// apex node.
+    pub fn from_nodes(
+        origin: &Name,
+        nodes: impl IntoIterator<Item = Node>,
+        limits: ZoneLimits,
+    ) -> Result<Zone, ZoneError> {
+        let origin = canonical_origin(origin);
+        let origin_key = NameKey::new(&origin);
+        let mut map: OrdMap<NameKey, Node> = OrdMap::new();
+        let mut record_count = 0usize;
+        let mut soa = None;
+        for node in nodes {
+            let key = NameKey::from_wire(node.name_wire());
+            if key != origin_key && !key_is_below(key.as_bytes(), origin_key.as_bytes()) {
+                return Err(ZoneError::OutsideZone {
+                    owner: node.name().to_string(),
+                    zone: origin.to_string(),
+                });
+            }
+            if let Some(set) = node.rrset(RecordType::SOA) {
+                if key != origin_key {
+                    return Err(ZoneError::SoaNotAtApex(node.name().to_string()));
+                }
+                let Some(RData::SOA(data)) = set
+                    .rdatas()
+                    .next()
+                    .and_then(|w| decode_rdata(RecordType::SOA, w).ok())
+                else {
+                    return Err(ZoneError::MissingSoa(origin.to_string()));
+                };
+                soa = Some((set.ttl, data));
+            }
+            record_count += node.record_count();
+            if record_count as u64 > limits.records_max {
+                return Err(ZoneError::TooManyRecords {
+                    limit: limits.records_max,
+                });
+            }
+            if map.insert(key, node).is_some() {
+                return Err(ZoneError::Malformed("an owner name stored twice".into()));
+            }
+        }
+        let Some((soa_ttl, soa)) = soa else {
+            return Err(ZoneError::MissingSoa(origin.to_string()));
+        };
+        // The apex node's SOA is counted already; `finish` only rewrites it.
+        Self::finish(origin, map, soa_ttl, soa, record_count)
+    }
+
+    fn finish(
+        origin: Name,
+        nodes: OrdMap<NameKey, Node>,
+        soa_ttl: u32,
+        soa: SOA,
+        record_count: usize,
+    ) -> Result<Zone, ZoneError> {
         let mut zone = Zone {
             origin_key: NameKey::new(&origin),
             origin,
             nodes,
             soa_ttl,
             soa,
-            record_count: record_count + 1,
+            record_count,
         };
-        zone.put_soa_at_apex();
+        zone.put_soa_at_apex()?;
         for node in zone.nodes.values() {
             node.check_cname()?;
         }
@@ -338,95 +856,106 @@ impl Zone {
     /// deletion names a record the zone does not hold (RFC 1995 4).
     pub fn apply(&self, diffs: &[Diff], limits: ZoneLimits) -> Result<Zone, ZoneError> {
         let mut zone = self.clone();
-        let mut touched: Vec<NameKey> = Vec::new();
-        for diff in diffs {
-            if diff.from_serial != zone.soa.serial {
-                return Err(ZoneError::SerialChainBroken {
-                    current: zone.soa.serial,
-                    diff_from: diff.from_serial,
-                });
-            }
-            for record in &diff.deleted {
-                check_record(&zone.origin, record)?;
-                let key = NameKey::new(&record.name);
-                let removed = match zone.nodes.get_mut(&key) {
-                    Some(node) => Arc::make_mut(node).remove(&record.data),
-                    None => false,
+        // Touched nodes are changed as builders and frozen once at the end.
+        let mut pending: BTreeMap<NameKey, NodeBuilder> = BTreeMap::new();
+        let mut builder = |zone: &Zone, name: &Name| -> NameKey {
+            let key = NameKey::new(name);
+            if !pending.contains_key(&key) {
+                let builder = match zone.nodes.get(&key) {
+                    Some(node) => NodeBuilder::from_node(node),
+                    None => NodeBuilder::new(name_wire(name)),
                 };
-                if !removed {
-                    return Err(ZoneError::DeleteMissing(format!(
-                        "{} {} {}",
-                        record.name,
-                        record.record_type(),
-                        record.data
-                    )));
-                }
-                if zone.nodes.get(&key).is_some_and(|n| n.rrsets.is_empty()) {
-                    zone.nodes.remove(&key);
-                }
-                zone.record_count -= 1;
+                pending.insert(key.clone(), builder);
+            }
+            key
+        };
+        let mut edits: Vec<(NameKey, bool, WireRecord, usize)> = Vec::new();
+        for (index, diff) in diffs.iter().enumerate() {
+            for record in &diff.deleted {
+                let key = builder(&zone, &record.name);
+                edits.push((key, false, wire_record(&zone.origin, record)?, index));
             }
             for record in &diff.added {
-                check_record(&zone.origin, record)?;
                 if matches!(record.data, RData::SOA(_)) {
                     return Err(ZoneError::DuplicateSoa(zone.origin.to_string()));
                 }
-                let key = NameKey::new(&record.name);
-                let node = zone.nodes.entry(key.clone()).or_insert_with(|| {
-                    Arc::new(Node {
-                        name: record.name.clone(),
-                        rrsets: Vec::new(),
-                    })
+                let key = builder(&zone, &record.name);
+                edits.push((key, true, wire_record(&zone.origin, record)?, index));
+            }
+        }
+        let mut serial = zone.soa.serial;
+        let mut edits = edits.into_iter().peekable();
+        for (index, diff) in diffs.iter().enumerate() {
+            if diff.from_serial != serial {
+                return Err(ZoneError::SerialChainBroken {
+                    current: serial,
+                    diff_from: diff.from_serial,
                 });
-                if Arc::make_mut(node).insert(record.ttl, record.data.clone()) {
-                    zone.record_count += 1;
+            }
+            while let Some((key, add, record, _)) = edits.next_if(|edit| edit.3 == index) {
+                let node = pending
+                    .get_mut(&key)
+                    .expect("every edited key has a builder");
+                if add {
+                    if node.insert(record.rtype, record.ttl, &record.rdata) {
+                        zone.record_count += 1;
+                    }
+                } else if node.remove(record.rtype, &record.rdata) {
+                    zone.record_count -= 1;
+                } else {
+                    let owner = name_from_wire(&node.name).unwrap_or_else(|_| Name::root());
+                    let rtype = RecordType::from(record.rtype);
+                    let data = decode_rdata(rtype, &record.rdata)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default();
+                    return Err(ZoneError::DeleteMissing(format!("{owner} {rtype} {data}")));
                 }
-                touched.push(key);
             }
             let RData::SOA(new_soa) = &diff.to_soa.data else {
                 return Err(ZoneError::MissingSoa(zone.origin.to_string()));
             };
+            serial = new_soa.serial;
             zone.soa = new_soa.clone();
             zone.soa_ttl = diff.to_soa.ttl;
         }
-        zone.put_soa_at_apex();
+        let mut touched = Vec::with_capacity(pending.len());
+        for (key, builder) in pending {
+            // The SOA RRset of the apex is put back from `zone.soa` below.
+            if builder.sets.is_empty()
+                || (key == zone.origin_key
+                    && builder
+                        .sets
+                        .iter()
+                        .all(|s| s.rtype == u16::from(RecordType::SOA)))
+            {
+                zone.nodes.remove(&key);
+            } else {
+                let node = builder.freeze();
+                node.check_cname()?;
+                zone.nodes.insert(key.clone(), node);
+            }
+            touched.push(key);
+        }
+        zone.put_soa_at_apex()?;
         if zone.record_count as u64 > limits.records_max {
             return Err(ZoneError::TooManyRecords {
                 limit: limits.records_max,
             });
-        }
-        for key in &touched {
-            if let Some(node) = zone.nodes.get(key) {
-                node.check_cname()?;
-            }
         }
         zone.check_apex()?;
         Ok(zone)
     }
 
     /// Mirrors the SOA into the apex node, so that lookups find it like any other RRset.
-    fn put_soa_at_apex(&mut self) {
-        let soa = RrSet {
-            rtype: RecordType::SOA,
-            ttl: self.soa_ttl,
-            rdatas: vec![RData::SOA(self.soa.clone())],
+    fn put_soa_at_apex(&mut self) -> Result<(), ZoneError> {
+        let rdata = encode_rdata(&RData::SOA(self.soa.clone()))?;
+        let mut builder = match self.nodes.get(&self.origin_key) {
+            Some(apex) => NodeBuilder::from_node(apex),
+            None => NodeBuilder::new(name_wire(&self.origin)),
         };
-        let origin = self.origin.clone();
-        let apex = self
-            .nodes
-            .entry(self.origin_key.clone())
-            .or_insert_with(|| {
-                Arc::new(Node {
-                    name: origin,
-                    rrsets: Vec::new(),
-                })
-            });
-        let apex = Arc::make_mut(apex);
-        apex.rrsets.retain(|set| set.rtype != RecordType::SOA);
-        let index = apex
-            .rrsets
-            .partition_point(|set| u16::from(set.rtype) < u16::from(RecordType::SOA));
-        apex.rrsets.insert(index, soa);
+        builder.replace(u16::from(RecordType::SOA), self.soa_ttl, &rdata);
+        self.nodes.insert(self.origin_key.clone(), builder.freeze());
+        Ok(())
     }
 
     fn check_apex(&self) -> Result<(), ZoneError> {
@@ -442,6 +971,18 @@ impl Zone {
         &self.origin
     }
 
+    /// The key of the apex.
+    pub fn origin_key(&self) -> &[u8] {
+        self.origin_key.as_bytes()
+    }
+
+    /// The apex node (it always exists: it holds the SOA and NS RRsets).
+    pub fn apex(&self) -> &Node {
+        self.nodes
+            .get(&self.origin_key)
+            .expect("a valid zone has an apex node")
+    }
+
     /// The SOA serial of this version.
     pub fn serial(&self) -> u32 {
         self.soa.serial
@@ -450,6 +991,11 @@ impl Zone {
     /// The SOA record data.
     pub fn soa(&self) -> &SOA {
         &self.soa
+    }
+
+    /// The TTL of the SOA record.
+    pub fn soa_ttl(&self) -> u32 {
+        self.soa_ttl
     }
 
     /// The SOA as a record, owned by the apex.
@@ -465,8 +1011,13 @@ impl Zone {
     /// min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
     pub fn negative_soa_record(&self) -> Record {
         let mut record = self.soa_record();
-        record.ttl = self.soa_ttl.min(self.soa.minimum);
+        record.ttl = self.negative_ttl();
         record
+    }
+
+    /// The TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
+    pub fn negative_ttl(&self) -> u32 {
+        self.soa_ttl.min(self.soa.minimum)
     }
 
     /// Number of records, SOA included.
@@ -474,24 +1025,48 @@ impl Zone {
         self.record_count
     }
 
+    /// Number of owner names holding data.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The node at exactly `name`, if it holds data.
-    pub fn node(&self, name: &Name) -> Option<&Arc<Node>> {
+    pub fn node(&self, name: &Name) -> Option<&Node> {
         self.nodes.get(&NameKey::new(name))
+    }
+
+    /// The node whose key is `key` (see [`key_of_wire`]).
+    pub fn node_by_key(&self, key: &[u8]) -> Option<&Node> {
+        self.nodes.get(key)
+    }
+
+    /// True when some name strictly below the name of `key` holds data.
+    pub fn has_descendants_key(&self, key: &[u8]) -> bool {
+        self.nodes
+            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
+            .next()
+            .is_some_and(|(candidate, _)| key_is_below(candidate.as_bytes(), key))
     }
 
     /// True when some name strictly below `name` holds data (so `name` exists, possibly as an
     /// empty non-terminal).
     pub fn has_descendants(&self, name: &Name) -> bool {
-        let key = NameKey::new(name);
-        self.nodes
-            .range(key.clone()..)
-            .find(|(candidate, _)| **candidate != key)
-            .is_some_and(|(candidate, _)| candidate.is_below(&key))
+        self.has_descendants_key(NameKey::new(name).as_bytes())
     }
 
     /// True when `name` is at or below the apex.
     pub fn contains(&self, name: &Name) -> bool {
         self.origin.zone_of(name)
+    }
+
+    /// True when the name of `key` is at or below the apex.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        key.starts_with(self.origin_key.as_bytes())
+    }
+
+    /// Every node in canonical order (the apex first).
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.nodes.values()
     }
 
     /// The difference from this version to `newer` (as BIND's `ixfr-from-differences`): what
@@ -506,7 +1081,7 @@ impl Zone {
                 imbl::ordmap::DiffItem::Remove(_, node) => deleted.extend(node_records(node)),
                 imbl::ordmap::DiffItem::Update { old, new } => {
                     let (old, new) = (old.1, new.1);
-                    if Arc::ptr_eq(old, new) {
+                    if old.ptr_eq(new) || old == new {
                         continue;
                     }
                     let old_records: Vec<Record> = node_records(old).collect();
@@ -541,8 +1116,7 @@ impl Zone {
 
     /// Every record of the zone, SOA first, then nodes in canonical order.
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        std::iter::once(self.soa_record())
-            .chain(self.nodes.values().flat_map(|node| node_records(node)))
+        std::iter::once(self.soa_record()).chain(self.nodes.values().flat_map(node_records))
     }
 }
 
@@ -556,10 +1130,12 @@ pub fn soa_serial(record: &Record) -> Option<u32> {
 
 /// The records of a node, without the SOA (which a `Diff` carries separately).
 fn node_records(node: &Node) -> impl Iterator<Item = Record> + '_ {
-    node.rrsets
-        .iter()
+    let owner = node.name();
+    let sets: Vec<RrSetRef<'_>> = node
+        .rrsets()
         .filter(|set| set.rtype != RecordType::SOA)
-        .flat_map(|set| set_records(set, &node.name))
+        .collect();
+    sets.into_iter().flat_map(move |set| set.records(&owner))
 }
 
 /// Lowercased, fully qualified form of an apex name.
@@ -754,11 +1330,12 @@ pub(crate) mod tests {
         assert_eq!(new.record_count(), 5);
         assert_eq!(old.serial(), 1, "the old snapshot is untouched");
         let www = new.node(&name("www.example.test.")).expect("www");
-        assert_eq!(www.rrsets[0].rdatas.len(), 1);
-        assert!(Arc::ptr_eq(
-            old.node(&name("ns1.example.test.")).expect("ns1"),
-            new.node(&name("ns1.example.test.")).expect("ns1")
-        ));
+        assert_eq!(www.rrsets().next().expect("a set").len(), 1);
+        assert!(
+            old.node(&name("ns1.example.test."))
+                .expect("ns1")
+                .ptr_eq(new.node(&name("ns1.example.test.")).expect("ns1"))
+        );
     }
 
     #[test]

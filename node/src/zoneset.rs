@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::config::{TransferAcl, ZoneConfig, ZoneSource};
 use crate::tsig::TsigKey;
-use crate::zone::Zone;
+use crate::zone::{NameKey, Zone};
 
 /// The refresh state of a zone, as shown on the status endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -190,6 +190,8 @@ impl ZoneHandle {
 /// All served zones, found by the longest apex that encloses a name.
 pub struct ZoneSet {
     zones: HashMap<Name, Arc<ZoneHandle>>,
+    /// The same zones by name key (`zone::NameKey`), for the query path.
+    by_key: HashMap<Box<[u8]>, Arc<ZoneHandle>>,
     order: Vec<Arc<ZoneHandle>>,
 }
 
@@ -204,7 +206,20 @@ impl ZoneSet {
             .iter()
             .map(|handle| (handle.name.clone(), handle.clone()))
             .collect();
-        ZoneSet { zones, order }
+        let by_key = order
+            .iter()
+            .map(|handle| {
+                (
+                    Box::from(NameKey::new(&handle.name).as_bytes()),
+                    handle.clone(),
+                )
+            })
+            .collect();
+        ZoneSet {
+            zones,
+            by_key,
+            order,
+        }
     }
 
     /// The zone with exactly this apex.
@@ -224,6 +239,26 @@ impl ZoneSet {
                 return None;
             }
             name = name.base_name();
+        }
+    }
+
+    /// The most specific zone containing the name whose key is `key`, with the length of the
+    /// zone's own key (equal to `key.len()` when the name is the apex).
+    pub fn find_key(&self, key: &[u8]) -> Option<(usize, &Arc<ZoneHandle>)> {
+        let mut end = key.len();
+        loop {
+            if let Some(zone) = self.by_key.get(&key[..end]) {
+                return Some((end, zone));
+            }
+            if end == 0 {
+                return None;
+            }
+            // Keys end every label with a 0 byte (and escape 0 inside labels): the parent's
+            // key ends at the previous 0.
+            end = key[..end - 1]
+                .iter()
+                .rposition(|byte| *byte == 0)
+                .map_or(0, |at| at + 1);
         }
     }
 
