@@ -23,6 +23,7 @@ pub mod store;
 pub mod transfer;
 pub mod transport;
 pub mod tsig;
+pub mod udp;
 pub mod wire;
 pub mod xfr;
 pub mod xfr_out;

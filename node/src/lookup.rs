@@ -87,11 +87,14 @@ pub fn lookup<'z>(zone: &'z Zone, qname: &[u8], qtype: RecordType, any: AnyPolic
     loop {
         // A zone cut above (or at) the name turns the answer into a referral, except that the
         // DS RRset at a cut belongs to this (the parent) side.
-        if let Some(cut) = find_cut(zone, key.as_slice(), qtype) {
-            add_referral(zone, cut, &mut answer);
-            return answer;
-        }
-        let target = match zone.node_by_key(key.as_slice()) {
+        let exact = match descend(zone, key.as_slice(), qtype) {
+            Descent::Cut(cut) => {
+                add_referral(zone, cut, &mut answer);
+                return answer;
+            }
+            Descent::Exact(node) => node,
+        };
+        let target = match exact {
             Some(node) => answer_node(zone, node, owner, qtype, any, &mut answer),
             None if zone.has_descendants_key(key.as_slice()) => {
                 // An empty non-terminal exists but holds nothing: NODATA.
@@ -179,8 +182,44 @@ fn ancestor_ends(key: &[u8]) -> impl Iterator<Item = usize> + '_ {
         .map(|(index, _)| index + 1)
 }
 
+/// Where the way from the apex down to a name ends.
+enum Descent<'z> {
+    /// At a zone cut: the answer is a referral.
+    Cut(&'z Node),
+    /// At the name itself, which holds data or not.
+    Exact(Option<&'z Node>),
+}
+
+/// Walks from the apex down to the name of `key`, looking each name up once: the first name
+/// below the apex with NS records is a cut (except for DS at the cut itself, which the parent
+/// side answers); otherwise the name's own node.
+fn descend<'z>(zone: &'z Zone, key: &[u8], qtype: RecordType) -> Descent<'z> {
+    let apex_len = zone.origin_key().len();
+    if key.len() > apex_len && zone.has_cuts() {
+        for end in ancestor_ends(key).filter(|end| *end > apex_len && *end < key.len()) {
+            if let Some(node) = zone.node_by_key(&key[..end])
+                && node.rrset(RecordType::NS).is_some()
+            {
+                return Descent::Cut(node);
+            }
+        }
+    }
+    let node = zone.node_by_key(key);
+    if key.len() > apex_len
+        && qtype != RecordType::DS
+        && let Some(node) = node
+        && node.rrset(RecordType::NS).is_some()
+    {
+        return Descent::Cut(node);
+    }
+    Descent::Exact(node)
+}
+
 /// The highest delegation point strictly below the apex on the way to `key`.
 fn find_cut<'z>(zone: &'z Zone, key: &[u8], qtype: RecordType) -> Option<&'z Node> {
+    if !zone.has_cuts() {
+        return None;
+    }
     let apex_len = zone.origin_key().len();
     for end in ancestor_ends(key).filter(|end| *end > apex_len) {
         let Some(node) = zone.node_by_key(&key[..end]) else {
@@ -272,6 +311,9 @@ fn add_target_addresses<'z>(
 /// The wildcard node that synthesises the name of `key` (RFC 4592 3.3.1): `*.` below the
 /// closest encloser, when the name itself does not exist.
 fn find_wildcard<'z>(zone: &'z Zone, key: &[u8]) -> Option<&'z Node> {
+    if !zone.has_wildcards() {
+        return None;
+    }
     let apex_len = zone.origin_key().len();
     let ends: SmallVec<[usize; 16]> = ancestor_ends(key).collect();
     // From the parent of the name up to the apex: the first that exists is the closest

@@ -12,7 +12,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,7 @@ use crate::response::{OptReply, Question, parse_plain_query, write_answer, write
 use crate::store::Store;
 use crate::transport::Transports;
 use crate::tsig::{self, TsigKey};
+use crate::udp;
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr_out::{self, Packer, Plan};
 use crate::zone::{KeyBuf, Zone, name_wire};
@@ -151,7 +152,7 @@ pub struct TransferJob {
 
 /// Bound sockets, ready to serve.
 pub struct Listeners {
-    udp: Vec<(Arc<UdpSocket>, Role)>,
+    udp: Vec<(Arc<std::net::UdpSocket>, Role)>,
     tcp: Vec<(TcpListener, Role)>,
     encrypted: encrypted::Listeners,
 }
@@ -174,13 +175,11 @@ impl Listeners {
             .map(|a| (*a, Role::All))
             .chain(config.notify_listen.iter().map(|a| (*a, Role::NotifyOnly)));
         for (address, role) in addresses {
-            let udp = UdpSocket::bind(address)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    address,
-                    protocol: "UDP",
-                    source,
-                })?;
+            let udp = udp::bind(address).map_err(|source| ServeError::Bind {
+                address,
+                protocol: "UDP",
+                source,
+            })?;
             let tcp = TcpListener::bind(address)
                 .await
                 .map_err(|source| ServeError::Bind {
@@ -204,15 +203,14 @@ impl Listeners {
     ) {
         let mut tasks = JoinSet::new();
         let connections = Arc::new(Semaphore::new(config.tcp_connections_max));
+        // One blocking worker per core on every UDP socket: the kernel hands each datagram
+        // to whichever worker is waiting.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         for (socket, role) in self.udp {
-            // Two receivers per socket keep both cores busy under load.
-            for _ in 0..2 {
-                tasks.spawn(serve_udp(
-                    socket.clone(),
-                    role,
-                    responder.clone(),
-                    cancel.clone(),
-                ));
+            for _ in 0..workers {
+                let (socket, responder, cancel) =
+                    (socket.clone(), responder.clone(), cancel.clone());
+                tasks.spawn_blocking(move || udp::worker(socket, role, responder, cancel));
             }
         }
         for (listener, role) in self.tcp {
@@ -228,44 +226,6 @@ impl Listeners {
         self.encrypted
             .spawn(&mut tasks, &responder, &config, connections, &cancel);
         while tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn serve_udp(
-    socket: Arc<UdpSocket>,
-    role: Role,
-    responder: Arc<Responder>,
-    cancel: CancellationToken,
-) {
-    let mut buffer = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
-    loop {
-        let received = tokio::select! {
-            _ = cancel.cancelled() => return,
-            received = socket.recv_from(&mut buffer) => received,
-        };
-        let (length, peer) = match received {
-            Ok(received) => received,
-            Err(error) => {
-                // ICMP errors from earlier sends surface here on some systems; keep serving.
-                debug!(%error, "UDP receive error");
-                continue;
-            }
-        };
-        // Plain queries (nearly all traffic) are answered into a reused buffer; the rest take
-        // the general path.
-        let sent = if responder.answer_plain(&buffer[..length], Transport::Udp, role, &mut out) {
-            socket.send_to(&out, peer).await
-        } else if let Some(answer) =
-            responder.respond(&buffer[..length], peer.ip(), Transport::Udp, role)
-        {
-            socket.send_to(&answer, peer).await
-        } else {
-            continue;
-        };
-        if let Err(error) = sent {
-            debug!(%peer, %error, "UDP send error");
-        }
     }
 }
 

@@ -675,6 +675,15 @@ pub struct Zone {
     soa_ttl: u32,
     soa: SOA,
     record_count: usize,
+    /// False only when no name below the apex has NS records (no zone cut to look for).
+    has_cuts: bool,
+    /// False only when no wildcard name exists (no synthesis to look for).
+    has_wildcards: bool,
+}
+
+/// True when the name of `key` is a wildcard (its first label is `*`).
+fn key_is_wildcard(key: &[u8]) -> bool {
+    key.ends_with(b"*\0") && (key.len() == 2 || key[key.len() - 3] == 0)
 }
 
 impl fmt::Debug for Zone {
@@ -841,7 +850,13 @@ impl Zone {
             soa_ttl,
             soa,
             record_count,
+            has_cuts: false,
+            has_wildcards: false,
         };
+        for (key, node) in zone.nodes.iter() {
+            zone.has_wildcards |= key_is_wildcard(key.as_bytes());
+            zone.has_cuts |= *key != zone.origin_key && node.rrset(RecordType::NS).is_some();
+        }
         zone.put_soa_at_apex()?;
         for node in zone.nodes.values() {
             node.check_cname()?;
@@ -932,6 +947,10 @@ impl Zone {
             } else {
                 let node = builder.freeze();
                 node.check_cname()?;
+                // The flags only ever turn on here: a stale `true` costs a search, never an
+                // answer.
+                zone.has_wildcards |= key_is_wildcard(key.as_bytes());
+                zone.has_cuts |= key != zone.origin_key && node.rrset(RecordType::NS).is_some();
                 zone.nodes.insert(key.clone(), node);
             }
             touched.push(key);
@@ -1023,6 +1042,16 @@ impl Zone {
     /// Number of records, SOA included.
     pub fn record_count(&self) -> usize {
         self.record_count
+    }
+
+    /// False only when the zone has no delegation (a zone cut below the apex).
+    pub fn has_cuts(&self) -> bool {
+        self.has_cuts
+    }
+
+    /// False only when the zone has no wildcard name.
+    pub fn has_wildcards(&self) -> bool {
+        self.has_wildcards
     }
 
     /// Number of owner names holding data.
