@@ -391,7 +391,8 @@ impl PrimaryTask {
                     "the primary answered \"up to date\" at serial {serial} after announcing a newer one"
                 )));
             }
-            Outcome::Full { records } => Zone::from_records(&self.handle.name, records, limits)
+            Outcome::Full { zone } => zone
+                .finish()
                 .map(|zone| (zone, "axfr", None))
                 .map_err(|error| BuildError::Invalid(error.to_string()))?,
             Outcome::Incremental { diffs } => {

@@ -18,6 +18,7 @@ use crate::transport::{Connector, DnsStream, TransportError};
 use crate::tsig::{self, StreamVerifier, TsigError, TsigKey};
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr::{Interpreter, Outcome, Request, XfrError};
+use crate::zone::ZoneError;
 
 /// How often a long transfer logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
@@ -64,7 +65,9 @@ impl TransferError {
             // A stream that made no sense, or an error code (NOTIMP, FORMERR, REFUSED, ...):
             // AXFR may still work where IXFR does not. Exceeded limits would be exceeded again.
             TransferError::Stream(
-                XfrError::TooManyRecords { .. } | XfrError::TooManyBytes { .. },
+                XfrError::TooManyRecords { .. }
+                | XfrError::TooManyBytes { .. }
+                | XfrError::Zone(ZoneError::TooManyRecords { .. }),
             ) => false,
             TransferError::Stream(_) | TransferError::Malformed(_) => true,
             // Transport failures and TSIG failures would fail the same way again.

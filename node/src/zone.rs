@@ -288,13 +288,13 @@ impl fmt::Debug for Node {
 }
 
 /// A node being changed: RRsets as owned RDATA lists. Frozen into a [`Node`] when done.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct NodeBuilder {
     name: Vec<u8>,
     sets: Vec<SetBuilder>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct SetBuilder {
     rtype: u16,
     ttl: u32,
@@ -660,7 +660,7 @@ pub struct JournalChain {
 }
 
 /// Limits a zone snapshot must respect.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZoneLimits {
     /// Most records in one zone.
     pub records_max: u64,
@@ -696,6 +696,107 @@ impl fmt::Debug for Zone {
     }
 }
 
+/// A zone being received record by record (an AXFR): each record goes into wire form as it
+/// arrives, so a transfer never holds the whole zone as decoded records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZoneBuilder {
+    origin: Name,
+    limits: ZoneLimits,
+    built: Vec<(NameKey, Node)>,
+    current: Option<(Name, NodeBuilder)>,
+    soa: Option<(u32, SOA)>,
+    record_count: usize,
+}
+
+impl ZoneBuilder {
+    /// An empty zone of apex `origin`.
+    pub fn new(origin: &Name, limits: ZoneLimits) -> ZoneBuilder {
+        ZoneBuilder {
+            origin: canonical_origin(origin),
+            limits,
+            built: Vec::new(),
+            current: None,
+            soa: None,
+            record_count: 0,
+        }
+    }
+
+    /// Records taken so far (duplicates counted once), the SOA included.
+    pub fn records(&self) -> usize {
+        self.record_count + usize::from(self.soa.is_some())
+    }
+
+    /// Adds one record, checking what can be checked alone.
+    pub fn push(&mut self, record: &Record) -> Result<(), ZoneError> {
+        let origin = &self.origin;
+        if let RData::SOA(data) = &record.data {
+            check_record(origin, record)?;
+            if !record.name.eq_ignore_root(origin) {
+                return Err(ZoneError::SoaNotAtApex(record.name.to_string()));
+            }
+            if self.soa.is_some() {
+                return Err(ZoneError::DuplicateSoa(origin.to_string()));
+            }
+            self.soa = Some((record.ttl, data.clone()));
+            return Ok(());
+        }
+        let wire = wire_record(origin, record)?;
+        let same_owner = self
+            .current
+            .as_ref()
+            .is_some_and(|(name, _)| *name == record.name);
+        if !same_owner {
+            if let Some((name, builder)) = self.current.take() {
+                self.built.push((NameKey::new(&name), builder.freeze()));
+            }
+            self.current = Some((
+                record.name.clone(),
+                NodeBuilder::new(name_wire(&record.name)),
+            ));
+        }
+        let (_, builder) = self.current.as_mut().expect("set above");
+        if builder.insert(wire.rtype, wire.ttl, &wire.rdata) {
+            self.record_count += 1;
+            if self.record_count as u64 + 1 > self.limits.records_max {
+                return Err(ZoneError::TooManyRecords {
+                    limit: self.limits.records_max,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the whole and makes the zone snapshot.
+    pub fn finish(mut self) -> Result<Zone, ZoneError> {
+        if let Some((name, builder)) = self.current.take() {
+            self.built.push((NameKey::new(&name), builder.freeze()));
+        }
+        let Some((soa_ttl, soa)) = self.soa else {
+            return Err(ZoneError::MissingSoa(self.origin.to_string()));
+        };
+        let mut record_count = self.record_count;
+        // Owners that came in more than one run are merged; duplicates across runs count once.
+        let mut built = self.built;
+        built.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut nodes: OrdMap<NameKey, Node> = OrdMap::new();
+        let mut runs = built.into_iter().peekable();
+        while let Some((key, node)) = runs.next() {
+            if runs.peek().is_some_and(|(next, _)| *next == key) {
+                let mut builder = NodeBuilder::from_node(&node);
+                while let Some((_, next)) = runs.next_if(|(next, _)| *next == key) {
+                    let before = next.record_count();
+                    let added = builder.merge(&next);
+                    record_count -= before - added;
+                }
+                nodes.insert(key, builder.freeze());
+            } else {
+                nodes.insert(key, node);
+            }
+        }
+        Zone::finish(self.origin, nodes, soa_ttl, soa, record_count + 1)
+    }
+}
+
 /// A record split into the parts a node stores.
 struct WireRecord {
     rtype: u16,
@@ -720,70 +821,11 @@ impl Zone {
         records: impl IntoIterator<Item = Record>,
         limits: ZoneLimits,
     ) -> Result<Zone, ZoneError> {
-        let origin = canonical_origin(origin);
-        let mut built: Vec<(NameKey, Node)> = Vec::new();
-        let mut current: Option<(Name, NodeBuilder)> = None;
-        let mut soa: Option<(u32, SOA)> = None;
-        let mut record_count: usize = 0;
+        let mut builder = ZoneBuilder::new(origin, limits);
         for record in records {
-            if let RData::SOA(data) = &record.data {
-                check_record(&origin, &record)?;
-                if !record.name.eq_ignore_root(&origin) {
-                    return Err(ZoneError::SoaNotAtApex(record.name.to_string()));
-                }
-                if soa.is_some() {
-                    return Err(ZoneError::DuplicateSoa(origin.to_string()));
-                }
-                soa = Some((record.ttl, data.clone()));
-                continue;
-            }
-            let wire = wire_record(&origin, &record)?;
-            let same_owner = current
-                .as_ref()
-                .is_some_and(|(name, _)| *name == record.name);
-            if !same_owner {
-                if let Some((name, builder)) = current.take() {
-                    built.push((NameKey::new(&name), builder.freeze()));
-                }
-                current = Some((
-                    record.name.clone(),
-                    NodeBuilder::new(name_wire(&record.name)),
-                ));
-            }
-            let (_, builder) = current.as_mut().expect("set above");
-            if builder.insert(wire.rtype, wire.ttl, &wire.rdata) {
-                record_count += 1;
-                if record_count as u64 + 1 > limits.records_max {
-                    return Err(ZoneError::TooManyRecords {
-                        limit: limits.records_max,
-                    });
-                }
-            }
+            builder.push(&record)?;
         }
-        if let Some((name, builder)) = current.take() {
-            built.push((NameKey::new(&name), builder.freeze()));
-        }
-        let Some((soa_ttl, soa)) = soa else {
-            return Err(ZoneError::MissingSoa(origin.to_string()));
-        };
-        // Owners that came in more than one run are merged; duplicates across runs count once.
-        built.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut nodes: OrdMap<NameKey, Node> = OrdMap::new();
-        let mut runs = built.into_iter().peekable();
-        while let Some((key, node)) = runs.next() {
-            if runs.peek().is_some_and(|(next, _)| *next == key) {
-                let mut builder = NodeBuilder::from_node(&node);
-                while let Some((_, next)) = runs.next_if(|(next, _)| *next == key) {
-                    let before = next.record_count();
-                    let added = builder.merge(&next);
-                    record_count -= before - added;
-                }
-                nodes.insert(key, builder.freeze());
-            } else {
-                nodes.insert(key, node);
-            }
-        }
-        Self::finish(origin, nodes, soa_ttl, soa, record_count + 1)
+        builder.finish()
     }
 
     /// Builds and validates a zone from nodes (as the store keeps them), SOA included in the
