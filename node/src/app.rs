@@ -74,6 +74,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         clamps: config.timers,
         limits: config.limits,
         transports: transports.clone(),
+        file_poll: secondary::file_poll_interval(
+            config
+                .zones
+                .iter()
+                .filter(|zone| matches!(zone.source, crate::config::ZoneSource::File(_)))
+                .count(),
+        ),
         journal: crate::store::JournalLimits {
             diffs_max: config.transfer.journal_diffs_max,
             bytes_max: config.transfer.journal_bytes_max,
@@ -130,11 +137,13 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
     let mut records_total = 0usize;
     let mut loaded = 0usize;
     for item in &stored {
-        let Some(handle) = zones.get(&item.name) else {
-            info!(zone = %item.name, "removing a stored zone that is no longer configured");
+        let Some(handle) = zones.get(&item.name).filter(|handle| !handle.from_file) else {
+            // A file zone's file is its durable copy; a stored copy (older releases kept one)
+            // could be older than the file and must not be served.
+            info!(zone = %item.name, "removing a stored zone that is no longer configured from primaries");
             store
                 .remove_zone(&item.name)
-                .context("removing an unconfigured zone")?;
+                .context("removing a stored zone")?;
             continue;
         };
         {

@@ -28,8 +28,18 @@ use crate::zone::{Diff, Zone, ZoneLimits};
 use crate::zonefile;
 use crate::zoneset::{ZoneHandle, ZoneState};
 
-/// How often a file zone's file is checked for changes.
+/// How often a file zone's file is checked for changes, at most.
 const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// File checks (`stat` calls) per second across all file zones, at most: with more file zones
+/// than this each one is checked less often than every second.
+const FILE_CHECKS_PER_SECOND: u32 = 10_000;
+
+/// The interval between checks of each file, for `file_zones` file zones.
+pub fn file_poll_interval(file_zones: usize) -> Duration {
+    let spread = (file_zones as u32).div_ceil(FILE_CHECKS_PER_SECOND).max(1);
+    FILE_POLL_INTERVAL * spread
+}
 
 /// What the refresh tasks share.
 #[derive(Clone)]
@@ -46,6 +56,8 @@ pub struct Context {
     pub journal: JournalLimits,
     /// TLS material and connections for TLS and QUIC sources.
     pub transports: Arc<Transports>,
+    /// How often each zone file is checked for changes (`file_poll_interval`).
+    pub file_poll: Duration,
 }
 
 /// What follows every new version once it is stored and served: its difference from the
@@ -123,14 +135,14 @@ pub async fn run(
                     round: CancellationToken::new(),
                 },
             };
-            task.run(cancel).await;
+            Box::pin(task.run(cancel)).await;
         }
         ZoneSource::File(path) => {
             let downstream = Downstream {
                 also_notify: config.also_notify.clone(),
                 round: CancellationToken::new(),
             };
-            run_file(context, path.clone(), handle, downstream, cancel).await;
+            Box::pin(run_file(context, path.clone(), handle, downstream, cancel)).await;
         }
     }
 }
@@ -191,7 +203,9 @@ impl PrimaryTask {
             }
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return,
-                outcome = self.refresh() => outcome,
+                // Boxed: the transfer's state exists only while one runs, so that an idle
+                // zone's task stays small (tens of thousands of zones wait at once).
+                outcome = Box::pin(self.refresh()) => outcome,
             };
             let now = SystemTime::now();
             match outcome {
@@ -551,7 +565,8 @@ async fn run_file(
             .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()));
         if stamp.is_some() && stamp != seen {
             seen = stamp;
-            load_file(&context, &path, &handle, &mut downstream).await;
+            // Boxed, like a transfer: only the idle loop stays in every zone's task.
+            Box::pin(load_file(&context, &path, &handle, &mut downstream)).await;
         } else if stamp.is_none() && seen.is_some() {
             seen = None;
             let message = format!("cannot read {}", path.display());
@@ -560,7 +575,7 @@ async fn run_file(
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(FILE_POLL_INTERVAL) => {}
+            _ = tokio::time::sleep(context.file_poll) => {}
         }
     }
 }
@@ -588,7 +603,7 @@ async fn load_file(
                 && old.serial() == zone.serial()
                 && old.records().eq(zone.records())
             {
-                // The stored version is this file's content (a restart): nothing to store.
+                // Nothing changed since the last load.
                 let mut status = handle.status();
                 status.state = ZoneState::Fresh;
                 status.last_success = Some(to_unix(now));
@@ -600,23 +615,9 @@ async fn load_file(
             {
                 warn!(zone = %handle.name, old_serial = old.serial(), new_serial = zone.serial(), "zone file changed without a newer serial; loading it anyway");
             }
-            let meta = ZoneMeta {
-                serial: Some(zone.serial()),
-                source: Some(format!("file:{}", path.display())),
-                last_attempt: Some(to_unix(now)),
-                last_success: Some(to_unix(now)),
-                ..ZoneMeta::default()
-            };
-            let store = context.store.clone();
-            let stored = zone.clone();
-            let name = handle.name.clone();
-            match tokio::task::spawn_blocking(move || store.save_version(&name, &meta, &stored))
-                .await
-            {
-                Ok(Ok(())) => Ok(zone),
-                Ok(Err(error)) => Err(format!("storing the new version: {error}")),
-                Err(error) => Err(format!("store task failed: {error}")),
-            }
+            // The file is the zone's durable copy: it is read again at every start, so it is
+            // not copied into the store (thousands of file zones load without a write each).
+            Ok(zone)
         }
         Err(error) => Err(error),
     };

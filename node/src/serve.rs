@@ -206,11 +206,26 @@ impl Listeners {
         // One blocking worker per core on every UDP socket: the kernel hands each datagram
         // to whichever worker is waiting.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for (socket, role) in self.udp {
-            for _ in 0..workers {
+        for (index, (socket, role)) in self.udp.into_iter().enumerate() {
+            for worker in 0..workers {
                 let (socket, responder, cancel) =
                     (socket.clone(), responder.clone(), cancel.clone());
-                tasks.spawn_blocking(move || udp::worker(socket, role, responder, cancel));
+                // Threads of their own, not the blocking pool: they never end until shutdown.
+                let (done, finished) = tokio::sync::oneshot::channel::<()>();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("udp-{index}-{worker}"))
+                    .spawn(move || {
+                        udp::worker(socket, role, responder, cancel);
+                        let _ = done.send(());
+                    });
+                match spawned {
+                    Ok(_) => {
+                        tasks.spawn(async move {
+                            let _ = finished.await;
+                        });
+                    }
+                    Err(error) => warn!(%error, "cannot start a UDP worker thread"),
+                }
             }
         }
         for (listener, role) in self.tcp {

@@ -34,6 +34,9 @@ use tracing::{debug, info, warn};
 /// readers).
 const CHUNK_BYTES: usize = 64 * 1024;
 
+/// sled's page cache.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Chunk numbers from here on hold differences applied on top of the base version.
 const DELTA_BASE: u32 = 0x8000_0000;
 
@@ -163,7 +166,12 @@ pub struct JournalLimits {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // The query path never reads sled, so its page cache only speeds up start-up reads:
+        // keep it small instead of sled's default 1 GiB.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         let zones = db.open_tree("zones")?;
         let data = db.open_tree("data")?;
         let journal = db.open_tree("journal")?;

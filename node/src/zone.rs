@@ -24,6 +24,7 @@ use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
 };
 use imbl::OrdMap;
+use smallvec::SmallVec;
 
 /// At most this many CNAME records are followed while building one answer; longer chains are
 /// cut, as NSD and Knot do, to bound the work one query can cause.
@@ -440,12 +441,18 @@ pub fn decode_rdata(rtype: RecordType, wire: &[u8]) -> Result<RData, ZoneError> 
 /// Encodes one RDATA in wire form with uncompressed names, case unchanged.
 pub fn encode_rdata(data: &RData) -> Result<Vec<u8>, ZoneError> {
     let mut bytes = Vec::with_capacity(32);
-    let mut encoder = BinEncoder::new(&mut bytes);
+    encode_rdata_into(data, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Encodes one RDATA into `bytes` (cleared first), reusing its allocation.
+fn encode_rdata_into(data: &RData, bytes: &mut Vec<u8>) -> Result<(), ZoneError> {
+    bytes.clear();
+    let mut encoder = BinEncoder::new(bytes);
     let mut encoder = encoder.with_name_encoding(NameEncoding::Uncompressed);
     data.emit(&mut encoder)
         .map_err(|error| ZoneError::Malformed(error.to_string()))?;
-    drop(encoder);
-    Ok(bytes)
+    Ok(())
 }
 
 /// The uncompressed wire form of a name, case unchanged.
@@ -500,27 +507,54 @@ pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// A key that orders names so that every name's descendants follow it contiguously: labels from
 /// the root down, lowercased, each followed by a 0 byte (0 and 1 inside a label are escaped).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NameKey(Box<[u8]>);
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct NameKey(SmallVec<[u8; 16]>);
 
-impl std::borrow::Borrow<[u8]> for NameKey {
-    fn borrow(&self) -> &[u8] {
-        &self.0
+/// The first 8 bytes of a key as a big-endian number (zero-padded): comparing these orders
+/// keys exactly as their bytes do whenever they differ, without a `memcmp` call.
+fn key_head(key: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let length = key.len().min(8);
+    head[..length].copy_from_slice(&key[..length]);
+    u64::from_be_bytes(head)
+}
+
+impl Ord for NameKey {
+    /// Byte order (the order `Borrow<[u8]>` lookups use), with a fast first step.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        key_head(&self.0)
+            .cmp(&key_head(&other.0))
+            .then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
 impl NameKey {
-    /// The key of `name`.
+    /// The key of `name` (from the root).
     pub fn new(name: &Name) -> Self {
-        let labels: Vec<&[u8]> = name.iter().collect();
-        let mut bytes = Vec::with_capacity(name.len() + 2);
-        push_key(labels.iter().rev().copied(), &mut |byte| bytes.push(byte));
-        Self(bytes.into_boxed_slice())
+        Self::from_wire(&name_wire(name))
     }
 
-    /// The key of a valid uncompressed wire name.
+    /// The key of a valid uncompressed wire name (from the root).
     pub fn from_wire(wire: &[u8]) -> Self {
-        Self(Box::from(KeyBuf::of_wire(wire).as_slice()))
+        Self::from_slice(KeyBuf::of_wire(wire).as_slice())
+    }
+
+    /// A key of these bytes.
+    fn from_slice(bytes: &[u8]) -> Self {
+        Self(SmallVec::from_slice(bytes))
+    }
+
+    /// The key of the name of `full` (a key from the root) relative to the zone whose key is
+    /// `origin`: a zone's map holds relative keys, which are short enough to be stored inline
+    /// and compared fast (they leave out the labels every name of the zone shares).
+    fn relative(full: &[u8], origin: &[u8]) -> Self {
+        Self::from_slice(full.strip_prefix(origin).unwrap_or(full))
     }
 
     /// The key's bytes.
@@ -670,7 +704,8 @@ pub struct ZoneLimits {
 #[derive(Clone)]
 pub struct Zone {
     origin: Name,
-    origin_key: NameKey,
+    /// The apex's key from the root; the map's keys are relative to it.
+    origin_key: Box<[u8]>,
     nodes: OrdMap<NameKey, Node>,
     soa_ttl: u32,
     soa: SOA,
@@ -701,23 +736,29 @@ impl fmt::Debug for Zone {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ZoneBuilder {
     origin: Name,
+    origin_key: Box<[u8]>,
     limits: ZoneLimits,
     built: Vec<(NameKey, Node)>,
     current: Option<(Name, NodeBuilder)>,
     soa: Option<(u32, SOA)>,
     record_count: usize,
+    /// Reused for each record's RDATA.
+    scratch: Vec<u8>,
 }
 
 impl ZoneBuilder {
     /// An empty zone of apex `origin`.
     pub fn new(origin: &Name, limits: ZoneLimits) -> ZoneBuilder {
+        let origin = canonical_origin(origin);
         ZoneBuilder {
-            origin: canonical_origin(origin),
+            origin_key: Box::from(NameKey::new(&origin).as_bytes()),
+            origin,
             limits,
             built: Vec::new(),
             current: None,
             soa: None,
             record_count: 0,
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -740,22 +781,22 @@ impl ZoneBuilder {
             self.soa = Some((record.ttl, data.clone()));
             return Ok(());
         }
-        let wire = wire_record(origin, record)?;
+        check_record(origin, record)?;
+        encode_rdata_into(&record.data, &mut self.scratch)?;
         let same_owner = self
             .current
             .as_ref()
             .is_some_and(|(name, _)| *name == record.name);
         if !same_owner {
-            if let Some((name, builder)) = self.current.take() {
-                self.built.push((NameKey::new(&name), builder.freeze()));
-            }
+            self.finish_node();
             self.current = Some((
                 record.name.clone(),
                 NodeBuilder::new(name_wire(&record.name)),
             ));
         }
         let (_, builder) = self.current.as_mut().expect("set above");
-        if builder.insert(wire.rtype, wire.ttl, &wire.rdata) {
+        let rtype = u16::from(record.record_type());
+        if builder.insert(rtype, record.ttl, &self.scratch) {
             self.record_count += 1;
             if self.record_count as u64 + 1 > self.limits.records_max {
                 return Err(ZoneError::TooManyRecords {
@@ -766,11 +807,18 @@ impl ZoneBuilder {
         Ok(())
     }
 
+    /// Moves the node being built to the built ones.
+    fn finish_node(&mut self) {
+        if let Some((_, builder)) = self.current.take() {
+            let key =
+                NameKey::relative(KeyBuf::of_wire(&builder.name).as_slice(), &self.origin_key);
+            self.built.push((key, builder.freeze()));
+        }
+    }
+
     /// Validates the whole and makes the zone snapshot.
     pub fn finish(mut self) -> Result<Zone, ZoneError> {
-        if let Some((name, builder)) = self.current.take() {
-            self.built.push((NameKey::new(&name), builder.freeze()));
-        }
+        self.finish_node();
         let Some((soa_ttl, soa)) = self.soa else {
             return Err(ZoneError::MissingSoa(self.origin.to_string()));
         };
@@ -837,19 +885,21 @@ impl Zone {
     ) -> Result<Zone, ZoneError> {
         let origin = canonical_origin(origin);
         let origin_key = NameKey::new(&origin);
+        let origin_key = origin_key.as_bytes();
         let mut map: OrdMap<NameKey, Node> = OrdMap::new();
         let mut record_count = 0usize;
         let mut soa = None;
         for node in nodes {
-            let key = NameKey::from_wire(node.name_wire());
-            if key != origin_key && !key_is_below(key.as_bytes(), origin_key.as_bytes()) {
+            let full = KeyBuf::of_wire(node.name_wire());
+            let full = full.as_slice();
+            if full != origin_key && !key_is_below(full, origin_key) {
                 return Err(ZoneError::OutsideZone {
                     owner: node.name().to_string(),
                     zone: origin.to_string(),
                 });
             }
             if let Some(set) = node.rrset(RecordType::SOA) {
-                if key != origin_key {
+                if full != origin_key {
                     return Err(ZoneError::SoaNotAtApex(node.name().to_string()));
                 }
                 let Some(RData::SOA(data)) = set
@@ -867,7 +917,10 @@ impl Zone {
                     limit: limits.records_max,
                 });
             }
-            if map.insert(key, node).is_some() {
+            if map
+                .insert(NameKey::relative(full, origin_key), node)
+                .is_some()
+            {
                 return Err(ZoneError::Malformed("an owner name stored twice".into()));
             }
         }
@@ -886,7 +939,7 @@ impl Zone {
         record_count: usize,
     ) -> Result<Zone, ZoneError> {
         let mut zone = Zone {
-            origin_key: NameKey::new(&origin),
+            origin_key: Box::from(NameKey::new(&origin).as_bytes()),
             origin,
             nodes,
             soa_ttl,
@@ -897,7 +950,7 @@ impl Zone {
         };
         for (key, node) in zone.nodes.iter() {
             zone.has_wildcards |= key_is_wildcard(key.as_bytes());
-            zone.has_cuts |= *key != zone.origin_key && node.rrset(RecordType::NS).is_some();
+            zone.has_cuts |= !key.0.is_empty() && node.rrset(RecordType::NS).is_some();
         }
         zone.put_soa_at_apex()?;
         for node in zone.nodes.values() {
@@ -916,7 +969,7 @@ impl Zone {
         // Touched nodes are changed as builders and frozen once at the end.
         let mut pending: BTreeMap<NameKey, NodeBuilder> = BTreeMap::new();
         let mut builder = |zone: &Zone, name: &Name| -> NameKey {
-            let key = NameKey::new(name);
+            let key = NameKey::relative(NameKey::new(name).as_bytes(), &zone.origin_key);
             if !pending.contains_key(&key) {
                 let builder = match zone.nodes.get(&key) {
                     Some(node) => NodeBuilder::from_node(node),
@@ -979,7 +1032,7 @@ impl Zone {
         for (key, builder) in pending {
             // The SOA RRset of the apex is put back from `zone.soa` below.
             if builder.sets.is_empty()
-                || (key == zone.origin_key
+                || (key.0.is_empty()
                     && builder
                         .sets
                         .iter()
@@ -992,7 +1045,7 @@ impl Zone {
                 // The flags only ever turn on here: a stale `true` costs a search, never an
                 // answer.
                 zone.has_wildcards |= key_is_wildcard(key.as_bytes());
-                zone.has_cuts |= key != zone.origin_key && node.rrset(RecordType::NS).is_some();
+                zone.has_cuts |= !key.0.is_empty() && node.rrset(RecordType::NS).is_some();
                 zone.nodes.insert(key.clone(), node);
             }
             touched.push(key);
@@ -1010,17 +1063,17 @@ impl Zone {
     /// Mirrors the SOA into the apex node, so that lookups find it like any other RRset.
     fn put_soa_at_apex(&mut self) -> Result<(), ZoneError> {
         let rdata = encode_rdata(&RData::SOA(self.soa.clone()))?;
-        let mut builder = match self.nodes.get(&self.origin_key) {
+        let mut builder = match self.nodes.get(&NameKey::default()) {
             Some(apex) => NodeBuilder::from_node(apex),
             None => NodeBuilder::new(name_wire(&self.origin)),
         };
         builder.replace(u16::from(RecordType::SOA), self.soa_ttl, &rdata);
-        self.nodes.insert(self.origin_key.clone(), builder.freeze());
+        self.nodes.insert(NameKey::default(), builder.freeze());
         Ok(())
     }
 
     fn check_apex(&self) -> Result<(), ZoneError> {
-        let apex = self.nodes.get(&self.origin_key);
+        let apex = self.nodes.get(&NameKey::default());
         if apex.and_then(|n| n.rrset(RecordType::NS)).is_none() {
             return Err(ZoneError::MissingApexNs(self.origin.to_string()));
         }
@@ -1034,13 +1087,13 @@ impl Zone {
 
     /// The key of the apex.
     pub fn origin_key(&self) -> &[u8] {
-        self.origin_key.as_bytes()
+        &self.origin_key
     }
 
     /// The apex node (it always exists: it holds the SOA and NS RRsets).
     pub fn apex(&self) -> &Node {
         self.nodes
-            .get(&self.origin_key)
+            .get(&NameKey::default())
             .expect("a valid zone has an apex node")
     }
 
@@ -1103,20 +1156,27 @@ impl Zone {
 
     /// The node at exactly `name`, if it holds data.
     pub fn node(&self, name: &Name) -> Option<&Node> {
-        self.nodes.get(&NameKey::new(name))
+        self.node_by_key(NameKey::new(name).as_bytes())
     }
 
     /// The node whose key is `key` (see [`key_of_wire`]).
     pub fn node_by_key(&self, key: &[u8]) -> Option<&Node> {
-        self.nodes.get(key)
+        let relative = key.strip_prefix(&*self.origin_key)?;
+        self.nodes.get(&NameKey::from_slice(relative))
     }
 
     /// True when some name strictly below the name of `key` holds data.
     pub fn has_descendants_key(&self, key: &[u8]) -> bool {
+        let Some(relative) = key.strip_prefix(&*self.origin_key) else {
+            return false;
+        };
         self.nodes
-            .range::<_, [u8]>((Bound::Excluded(key), Bound::Unbounded))
+            .range((
+                Bound::Excluded(NameKey::from_slice(relative)),
+                Bound::Unbounded,
+            ))
             .next()
-            .is_some_and(|(candidate, _)| key_is_below(candidate.as_bytes(), key))
+            .is_some_and(|(candidate, _)| key_is_below(candidate.as_bytes(), relative))
     }
 
     /// True when some name strictly below `name` holds data (so `name` exists, possibly as an
@@ -1132,7 +1192,7 @@ impl Zone {
 
     /// True when the name of `key` is at or below the apex.
     pub fn contains_key(&self, key: &[u8]) -> bool {
-        key.starts_with(self.origin_key.as_bytes())
+        key.starts_with(&self.origin_key)
     }
 
     /// Every node in canonical order (the apex first).
@@ -1309,6 +1369,30 @@ pub(crate) mod tests {
 
     fn zone(records: Vec<Record>) -> Result<Zone, ZoneError> {
         Zone::from_records(&name("Example.TEST."), records, LIMITS)
+    }
+
+    #[test]
+    fn key_order_is_byte_order() {
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"a",
+            b"ab",
+            b"ab\0",
+            b"ab\0x",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"b",
+            b"test\0h1\0",
+            b"test\0h10\0",
+            b"test\0h1\0x\0",
+        ];
+        for a in &keys {
+            for b in &keys {
+                let (ka, kb) = (NameKey::from_slice(a), NameKey::from_slice(b));
+                assert_eq!(ka.cmp(&kb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
