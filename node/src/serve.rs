@@ -206,6 +206,13 @@ impl Listeners {
         // One blocking worker per core on every UDP socket: the kernel hands each datagram
         // to whichever worker is waiting.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for (socket, _) in &self.udp {
+            let (socket, cancel) = (socket.clone(), cancel.clone());
+            tasks.spawn(async move {
+                cancel.cancelled().await;
+                udp::wake(&socket, workers);
+            });
+        }
         for (index, (socket, role)) in self.udp.into_iter().enumerate() {
             for worker in 0..workers {
                 let (socket, responder, cancel) =

@@ -4,13 +4,12 @@
 //! cost more than the answer itself).
 //!
 //! Under load one pair of system calls moves up to [`BATCH`] queries. Idle, a worker blocks in
-//! the kernel and wakes every [`POLL`] to notice shutdown.
+//! the kernel until a datagram comes; at shutdown [`wake`] sends each worker an empty one.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
@@ -26,14 +25,35 @@ const BATCH: usize = 32;
 /// Largest request read; a longer datagram is dropped (no DNS query needs more).
 const REQUEST_MAX: usize = 16 * 1024;
 
-/// How often an idle worker checks for shutdown.
-const POLL: Duration = Duration::from_millis(200);
-
-/// Binds a UDP socket for the query loop (blocking, with the shutdown poll as read timeout).
+/// Binds a UDP socket for the query loop (blocking, no read timeout: a timer armed for every
+/// wait costs more than the answer at low rates).
 pub fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(address)?;
-    socket.set_read_timeout(Some(POLL))?;
-    Ok(socket)
+    UdpSocket::bind(address)
+}
+
+/// Wakes `workers` workers blocked on `socket` (after `cancel` fired) with empty datagrams,
+/// which they skip before seeing the cancellation.
+pub fn wake(socket: &UdpSocket, workers: usize) {
+    let Ok(mut target) = socket.local_addr() else {
+        return;
+    };
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    let local: SocketAddr = match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let Ok(poker) = UdpSocket::bind(local) else {
+        return;
+    };
+    // Twice as many as workers: a datagram one worker takes in a batch wakes nobody else.
+    for _ in 0..workers * 2 {
+        let _ = poker.send_to(&[], target);
+    }
 }
 
 /// Answers datagrams on `socket` until `cancel` fires. Several workers may share a socket.
@@ -62,7 +82,7 @@ pub fn worker(
                     buffers.next().expect("one buffer per batch slot"),
                 )]
             });
-            // Blocks for the first datagram (up to POLL), then takes whatever else is queued.
+            // Blocks for the first datagram, then takes whatever else is queued.
             match recvmmsg(
                 fd,
                 &mut receive_headers,
@@ -145,6 +165,9 @@ pub fn worker(
             }
         }
     }
+    // One worker may have taken every wake-up datagram in one batch: pass one on, so that
+    // the others sharing the socket see the cancellation too.
+    wake(&socket, 1);
 }
 
 /// The IP address of a datagram's sender.
