@@ -106,14 +106,20 @@ impl Downstream {
 }
 
 /// Runs the refresh task of one zone until `cancel` fires.
-pub async fn run(
+pub fn run(
     context: Context,
     config: ZoneConfig,
     handle: Arc<ZoneHandle>,
     meta: ZoneMeta,
     cancel: CancellationToken,
-) {
-    match &config.source {
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    // Not an `async fn`: the task keeps only the future of its source kind, not the
+    // configuration and metadata it was made from (tens of thousands of zones wait at once).
+    let downstream = Downstream {
+        also_notify: config.also_notify.clone(),
+        round: CancellationToken::new(),
+    };
+    match config.source {
         ZoneSource::Primaries(primaries) => {
             let sources = primaries
                 .iter()
@@ -130,20 +136,11 @@ pub async fn run(
                 sources,
                 handle,
                 meta,
-                downstream: Downstream {
-                    also_notify: config.also_notify.clone(),
-                    round: CancellationToken::new(),
-                },
+                downstream,
             };
-            Box::pin(task.run(cancel)).await;
+            Box::pin(task.run(cancel))
         }
-        ZoneSource::File(path) => {
-            let downstream = Downstream {
-                also_notify: config.also_notify.clone(),
-                round: CancellationToken::new(),
-            };
-            Box::pin(run_file(context, path.clone(), handle, downstream, cancel)).await;
-        }
+        ZoneSource::File(path) => Box::pin(run_file(context, path, handle, downstream, cancel)),
     }
 }
 

@@ -700,13 +700,160 @@ pub struct ZoneLimits {
     pub records_max: u64,
 }
 
+/// Names in a zone kept in a sorted vector; a zone that grows past this many moves to a
+/// persistent B-tree. A B-tree's root alone is ~2.6 KiB, which would be most of the memory of a
+/// small zone (thousands of them on one node), while copying a short vector to change it costs
+/// less than that.
+const SMALL_ZONE_NAMES: usize = 64;
+
+/// A zone's nodes by relative key: a sorted vector for small zones, a persistent B-tree
+/// (`imbl::OrdMap`, shared between versions) for the rest.
+#[derive(Clone, Debug, PartialEq)]
+enum NodeMap {
+    Small(Vec<(NameKey, Node)>),
+    Large(OrdMap<NameKey, Node>),
+}
+
+/// One difference between two node maps.
+enum Change<'a> {
+    Add(&'a Node),
+    Remove(&'a Node),
+    Update(&'a Node, &'a Node),
+}
+
+impl NodeMap {
+    fn new() -> Self {
+        NodeMap::Small(Vec::new())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            NodeMap::Small(entries) => entries.len(),
+            NodeMap::Large(map) => map.len(),
+        }
+    }
+
+    fn get(&self, key: &NameKey) -> Option<&Node> {
+        match self {
+            NodeMap::Small(entries) => entries
+                .binary_search_by(|(candidate, _)| candidate.cmp(key))
+                .ok()
+                .map(|index| &entries[index].1),
+            NodeMap::Large(map) => map.get(key),
+        }
+    }
+
+    /// Inserts or replaces; returns the replaced node.
+    fn insert(&mut self, key: NameKey, node: Node) -> Option<Node> {
+        match self {
+            NodeMap::Small(entries) => {
+                match entries.binary_search_by(|(candidate, _)| candidate.cmp(&key)) {
+                    Ok(index) => return Some(std::mem::replace(&mut entries[index].1, node)),
+                    Err(index) => entries.insert(index, (key, node)),
+                }
+                if entries.len() > SMALL_ZONE_NAMES {
+                    let map: OrdMap<NameKey, Node> = std::mem::take(entries).into_iter().collect();
+                    *self = NodeMap::Large(map);
+                }
+                None
+            }
+            NodeMap::Large(map) => map.insert(key, node),
+        }
+    }
+
+    fn remove(&mut self, key: &NameKey) {
+        match self {
+            NodeMap::Small(entries) => {
+                if let Ok(index) = entries.binary_search_by(|(candidate, _)| candidate.cmp(key)) {
+                    entries.remove(index);
+                }
+            }
+            NodeMap::Large(map) => {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// The first entry whose key is greater than `key`.
+    fn next_after(&self, key: &NameKey) -> Option<(&NameKey, &Node)> {
+        match self {
+            NodeMap::Small(entries) => {
+                let index = entries.partition_point(|(candidate, _)| candidate <= key);
+                entries.get(index).map(|(k, v)| (k, v))
+            }
+            NodeMap::Large(map) => map
+                .range((Bound::Excluded(key.clone()), Bound::Unbounded))
+                .next(),
+        }
+    }
+
+    /// Entries in key order.
+    fn iter(&self) -> Box<dyn Iterator<Item = (&NameKey, &Node)> + Send + '_> {
+        match self {
+            NodeMap::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k, v))),
+            NodeMap::Large(map) => Box::new(map.iter()),
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.iter().map(|(_, node)| node)
+    }
+
+    /// What changed from `self` to `newer`. Two B-trees skip the subtrees they share; otherwise
+    /// both are walked in order.
+    fn diff<'a>(&'a self, newer: &'a NodeMap) -> Vec<Change<'a>> {
+        if let (NodeMap::Large(old), NodeMap::Large(new)) = (self, newer) {
+            return old
+                .diff(new)
+                .map(|item| match item {
+                    imbl::ordmap::DiffItem::Add(_, node) => Change::Add(node),
+                    imbl::ordmap::DiffItem::Remove(_, node) => Change::Remove(node),
+                    imbl::ordmap::DiffItem::Update { old, new } => Change::Update(old.1, new.1),
+                })
+                .collect();
+        }
+        let mut changes = Vec::new();
+        let (mut old, mut new) = (self.iter().peekable(), newer.iter().peekable());
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => return changes,
+                (Some((_, node)), None) => {
+                    changes.push(Change::Remove(node));
+                    old.next();
+                }
+                (None, Some((_, node))) => {
+                    changes.push(Change::Add(node));
+                    new.next();
+                }
+                (Some((old_key, old_node)), Some((new_key, new_node))) => match old_key.cmp(new_key) {
+                    std::cmp::Ordering::Less => {
+                        changes.push(Change::Remove(old_node));
+                        old.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        changes.push(Change::Add(new_node));
+                        new.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if !old_node.ptr_eq(new_node) {
+                            changes.push(Change::Update(old_node, new_node));
+                        }
+                        old.next();
+                        new.next();
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// An immutable, validated snapshot of one zone.
 #[derive(Clone)]
 pub struct Zone {
     origin: Name,
     /// The apex's key from the root; the map's keys are relative to it.
     origin_key: Box<[u8]>,
-    nodes: OrdMap<NameKey, Node>,
+    nodes: NodeMap,
     soa_ttl: u32,
     soa: SOA,
     record_count: usize,
@@ -738,7 +885,13 @@ pub struct ZoneBuilder {
     origin: Name,
     origin_key: Box<[u8]>,
     limits: ZoneLimits,
-    built: Vec<(NameKey, Node)>,
+    /// Nodes that arrived in key order (as transfers send them), inserted as they complete so
+    /// that building the map overlaps the transfer.
+    nodes: NodeMap,
+    /// The largest key in `nodes`.
+    last_key: Option<NameKey>,
+    /// Nodes that arrived out of order, or whose owner came back later: merged at the end.
+    stragglers: Vec<(NameKey, Node)>,
     current: Option<(Name, NodeBuilder)>,
     soa: Option<(u32, SOA)>,
     record_count: usize,
@@ -754,7 +907,9 @@ impl ZoneBuilder {
             origin_key: Box::from(NameKey::new(&origin).as_bytes()),
             origin,
             limits,
-            built: Vec::new(),
+            nodes: NodeMap::new(),
+            last_key: None,
+            stragglers: Vec::new(),
             current: None,
             soa: None,
             record_count: 0,
@@ -812,7 +967,13 @@ impl ZoneBuilder {
         if let Some((_, builder)) = self.current.take() {
             let key =
                 NameKey::relative(KeyBuf::of_wire(&builder.name).as_slice(), &self.origin_key);
-            self.built.push((key, builder.freeze()));
+            let node = builder.freeze();
+            if self.last_key.as_ref().is_none_or(|last| key > *last) {
+                self.last_key = Some(key.clone());
+                self.nodes.insert(key, node);
+            } else {
+                self.stragglers.push((key, node));
+            }
         }
     }
 
@@ -824,21 +985,19 @@ impl ZoneBuilder {
         };
         let mut record_count = self.record_count;
         // Owners that came in more than one run are merged; duplicates across runs count once.
-        let mut built = self.built;
-        built.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut nodes: OrdMap<NameKey, Node> = OrdMap::new();
-        let mut runs = built.into_iter().peekable();
-        while let Some((key, node)) = runs.next() {
-            if runs.peek().is_some_and(|(next, _)| *next == key) {
-                let mut builder = NodeBuilder::from_node(&node);
-                while let Some((_, next)) = runs.next_if(|(next, _)| *next == key) {
-                    let before = next.record_count();
-                    let added = builder.merge(&next);
+        let mut nodes = self.nodes;
+        for (key, node) in self.stragglers {
+            match nodes.get(&key) {
+                Some(existing) => {
+                    let mut builder = NodeBuilder::from_node(existing);
+                    let before = node.record_count();
+                    let added = builder.merge(&node);
                     record_count -= before - added;
+                    nodes.insert(key, builder.freeze());
                 }
-                nodes.insert(key, builder.freeze());
-            } else {
-                nodes.insert(key, node);
+                None => {
+                    nodes.insert(key, node);
+                }
             }
         }
         Zone::finish(self.origin, nodes, soa_ttl, soa, record_count + 1)
@@ -886,7 +1045,7 @@ impl Zone {
         let origin = canonical_origin(origin);
         let origin_key = NameKey::new(&origin);
         let origin_key = origin_key.as_bytes();
-        let mut map: OrdMap<NameKey, Node> = OrdMap::new();
+        let mut map = NodeMap::new();
         let mut record_count = 0usize;
         let mut soa = None;
         for node in nodes {
@@ -917,10 +1076,7 @@ impl Zone {
                     limit: limits.records_max,
                 });
             }
-            if map
-                .insert(NameKey::relative(full, origin_key), node)
-                .is_some()
-            {
+            if map.insert(NameKey::relative(full, origin_key), node).is_some() {
                 return Err(ZoneError::Malformed("an owner name stored twice".into()));
             }
         }
@@ -933,7 +1089,7 @@ impl Zone {
 
     fn finish(
         origin: Name,
-        nodes: OrdMap<NameKey, Node>,
+        nodes: NodeMap,
         soa_ttl: u32,
         soa: SOA,
         record_count: usize,
@@ -1171,11 +1327,7 @@ impl Zone {
             return false;
         };
         self.nodes
-            .range((
-                Bound::Excluded(NameKey::from_slice(relative)),
-                Bound::Unbounded,
-            ))
-            .next()
+            .next_after(&NameKey::from_slice(relative))
             .is_some_and(|(candidate, _)| key_is_below(candidate.as_bytes(), relative))
     }
 
@@ -1208,10 +1360,9 @@ impl Zone {
         let mut added = Vec::new();
         for item in self.nodes.diff(&newer.nodes) {
             match item {
-                imbl::ordmap::DiffItem::Add(_, node) => added.extend(node_records(node)),
-                imbl::ordmap::DiffItem::Remove(_, node) => deleted.extend(node_records(node)),
-                imbl::ordmap::DiffItem::Update { old, new } => {
-                    let (old, new) = (old.1, new.1);
+                Change::Add(node) => added.extend(node_records(node)),
+                Change::Remove(node) => deleted.extend(node_records(node)),
+                Change::Update(old, new) => {
                     if old.ptr_eq(new) || old == new {
                         continue;
                     }
@@ -1369,6 +1520,38 @@ pub(crate) mod tests {
 
     fn zone(records: Vec<Record>) -> Result<Zone, ZoneError> {
         Zone::from_records(&name("Example.TEST."), records, LIMITS)
+    }
+
+    #[test]
+    fn small_zones_grow_into_large_ones_and_diff_across() {
+        let records = |count: usize, serial: u32| {
+            let mut records = base_records();
+            records[0] = soa(serial);
+            records.extend((0..count).map(|i| a(&format!("h{i}.example.test."), "192.0.2.7")));
+            records
+        };
+        let small = zone(records(50, 1)).expect("valid");
+        assert!(matches!(small.nodes, NodeMap::Small(_)));
+        let diff = Diff {
+            from_serial: 1,
+            to_soa: soa(2),
+            deleted: vec![a("h0.example.test.", "192.0.2.7")],
+            added: (50..80)
+                .map(|i| a(&format!("h{i}.example.test."), "192.0.2.7"))
+                .collect(),
+        };
+        let large = small.apply(&[diff], LIMITS).expect("applies");
+        assert!(matches!(large.nodes, NodeMap::Large(_)));
+        assert!(large.node(&name("h79.example.test.")).is_some());
+        assert!(large.node(&name("h0.example.test.")).is_none());
+        assert!(large.has_descendants(&name("example.test.")));
+        let back = small.diff_to(&large);
+        assert_eq!((back.deleted.len(), back.added.len()), (1, 30));
+        let rebuilt = small.apply(&[back], LIMITS).expect("the diff applies");
+        assert_eq!(
+            rebuilt.records().collect::<Vec<_>>(),
+            large.records().collect::<Vec<_>>()
+        );
     }
 
     #[test]
