@@ -8,14 +8,13 @@
 //!
 //! Data is kept in wire format, the form answers are written in: one [`Node`] per owner name is
 //! a single shared allocation holding the owner name and its RRsets (type, TTL, RDATA with
-//! uncompressed names in the case received). Nodes sit in a persistent ordered map
-//! (`imbl::OrdMap`) keyed by [`NameKey`], so applying a small diff to a large zone shares almost
-//! all of the old snapshot instead of copying it. hickory `Record`s are made from nodes only
+//! uncompressed names in the case received). Nodes sit in sorted runs behind shared pointers
+//! (`NodeMap`), keyed by [`NameKey`], so applying a small diff to a large zone shares almost all
+//! of the old snapshot instead of copying it. hickory `Record`s are made from nodes only
 //! where a slow path needs them (transfers out, diffs, the store's checks).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
@@ -23,7 +22,6 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
 };
-use imbl::OrdMap;
 use smallvec::SmallVec;
 
 /// At most this many CNAME records are followed while building one answer; longer chains are
@@ -700,18 +698,38 @@ pub struct ZoneLimits {
     pub records_max: u64,
 }
 
-/// Names in a zone kept in a sorted vector; a zone that grows past this many moves to a
-/// persistent B-tree. A B-tree's root alone is ~2.6 KiB, which would be most of the memory of a
-/// small zone (thousands of them on one node), while copying a short vector to change it costs
-/// less than that.
-const SMALL_ZONE_NAMES: usize = 64;
+/// Entries per chunk of a zone's node map. Changing a name copies its chunk (and the list of
+/// chunk pointers), so this bounds the cost of an IXFR per name it touches.
+const CHUNK_MAX: usize = 256;
 
-/// A zone's nodes by relative key: a sorted vector for small zones, a persistent B-tree
-/// (`imbl::OrdMap`, shared between versions) for the rest.
-#[derive(Clone, Debug, PartialEq)]
-enum NodeMap {
-    Small(Vec<(NameKey, Node)>),
-    Large(OrdMap<NameKey, Node>),
+/// One run of consecutive entries, shared between versions until one of them changes it.
+type Chunk = Arc<Vec<(NameKey, Node)>>;
+
+/// A zone's nodes by relative key: sorted runs of up to [`CHUNK_MAX`] entries behind shared
+/// pointers. A new version copies only the list of pointers and the runs it changes, so a
+/// small IXFR into a large zone shares almost everything; a zone received in order is built by
+/// appending; a lookup is two binary searches over contiguous memory.
+#[derive(Clone, Default)]
+struct NodeMap {
+    chunks: Arc<Vec<Chunk>>,
+    len: usize,
+}
+
+impl fmt::Debug for NodeMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "NodeMap({} names in {} chunks)",
+            self.len,
+            self.chunks.len()
+        )
+    }
+}
+
+impl PartialEq for NodeMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
 }
 
 /// One difference between two node maps.
@@ -723,125 +741,171 @@ enum Change<'a> {
 
 impl NodeMap {
     fn new() -> Self {
-        NodeMap::Small(Vec::new())
+        NodeMap::default()
     }
 
     fn len(&self) -> usize {
-        match self {
-            NodeMap::Small(entries) => entries.len(),
-            NodeMap::Large(map) => map.len(),
-        }
+        self.len
+    }
+
+    /// The chunk that holds `key`, or would: the last one whose first key is not above it.
+    fn chunk_for(&self, key: &NameKey) -> usize {
+        self.chunks
+            .partition_point(|chunk| chunk.first().is_some_and(|(first, _)| first <= key))
+            .saturating_sub(1)
     }
 
     fn get(&self, key: &NameKey) -> Option<&Node> {
-        match self {
-            NodeMap::Small(entries) => entries
-                .binary_search_by(|(candidate, _)| candidate.cmp(key))
-                .ok()
-                .map(|index| &entries[index].1),
-            NodeMap::Large(map) => map.get(key),
+        let chunk = self.chunks.get(self.chunk_for(key))?;
+        chunk
+            .binary_search_by(|(candidate, _)| candidate.cmp(key))
+            .ok()
+            .map(|index| &chunk[index].1)
+    }
+
+    /// Appends an entry whose key is above every key held (building from sorted input).
+    fn push_last(&mut self, key: NameKey, node: Node) {
+        debug_assert!(self.iter().last().is_none_or(|(last, _)| *last < key));
+        let chunks = Arc::make_mut(&mut self.chunks);
+        match chunks.last_mut() {
+            Some(last) if last.len() < CHUNK_MAX => Arc::make_mut(last).push((key, node)),
+            _ => {
+                // Grown as needed: most zones are small, and a full chunk reserved for each
+                // would be most of their memory.
+                chunks.push(Arc::new(vec![(key, node)]));
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Gives back the spare capacity of the last chunk (after building by appending).
+    fn shrink_last(&mut self) {
+        if let Some(last) = Arc::make_mut(&mut self.chunks).last_mut() {
+            Arc::make_mut(last).shrink_to_fit();
         }
     }
 
     /// Inserts or replaces; returns the replaced node.
     fn insert(&mut self, key: NameKey, node: Node) -> Option<Node> {
-        match self {
-            NodeMap::Small(entries) => {
-                match entries.binary_search_by(|(candidate, _)| candidate.cmp(&key)) {
-                    Ok(index) => return Some(std::mem::replace(&mut entries[index].1, node)),
-                    Err(index) => entries.insert(index, (key, node)),
-                }
-                if entries.len() > SMALL_ZONE_NAMES {
-                    let map: OrdMap<NameKey, Node> = std::mem::take(entries).into_iter().collect();
-                    *self = NodeMap::Large(map);
-                }
-                None
-            }
-            NodeMap::Large(map) => map.insert(key, node),
+        let index = self.chunk_for(&key);
+        let chunks = Arc::make_mut(&mut self.chunks);
+        if chunks.is_empty() {
+            chunks.push(Arc::new(Vec::new()));
         }
+        let chunk = Arc::make_mut(&mut chunks[index]);
+        match chunk.binary_search_by(|(candidate, _)| candidate.cmp(&key)) {
+            Ok(at) => return Some(std::mem::replace(&mut chunk[at].1, node)),
+            Err(at) => chunk.insert(at, (key, node)),
+        }
+        self.len += 1;
+        if chunk.len() > CHUNK_MAX {
+            let upper = chunk.split_off(chunk.len() / 2);
+            chunks.insert(index + 1, Arc::new(upper));
+        }
+        None
     }
 
     fn remove(&mut self, key: &NameKey) {
-        match self {
-            NodeMap::Small(entries) => {
-                if let Ok(index) = entries.binary_search_by(|(candidate, _)| candidate.cmp(key)) {
-                    entries.remove(index);
-                }
-            }
-            NodeMap::Large(map) => {
-                map.remove(key);
-            }
+        let index = self.chunk_for(key);
+        let Some(chunk) = self.chunks.get(index) else {
+            return;
+        };
+        let Ok(at) = chunk.binary_search_by(|(candidate, _)| candidate.cmp(key)) else {
+            return;
+        };
+        let chunks = Arc::make_mut(&mut self.chunks);
+        let chunk = Arc::make_mut(&mut chunks[index]);
+        chunk.remove(at);
+        if chunk.is_empty() {
+            chunks.remove(index);
         }
+        self.len -= 1;
     }
 
     /// The first entry whose key is greater than `key`.
     fn next_after(&self, key: &NameKey) -> Option<(&NameKey, &Node)> {
-        match self {
-            NodeMap::Small(entries) => {
-                let index = entries.partition_point(|(candidate, _)| candidate <= key);
-                entries.get(index).map(|(k, v)| (k, v))
-            }
-            NodeMap::Large(map) => map
-                .range((Bound::Excluded(key.clone()), Bound::Unbounded))
-                .next(),
-        }
+        let index = self.chunk_for(key);
+        let chunk = self.chunks.get(index)?;
+        let at = chunk.partition_point(|(candidate, _)| candidate <= key);
+        chunk
+            .get(at)
+            .or_else(|| self.chunks.get(index + 1).and_then(|next| next.first()))
+            .map(|(k, v)| (k, v))
     }
 
     /// Entries in key order.
-    fn iter(&self) -> Box<dyn Iterator<Item = (&NameKey, &Node)> + Send + '_> {
-        match self {
-            NodeMap::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k, v))),
-            NodeMap::Large(map) => Box::new(map.iter()),
-        }
+    fn iter(&self) -> impl Iterator<Item = (&NameKey, &Node)> + Send + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.iter().map(|(k, v)| (k, v)))
     }
 
-    fn values(&self) -> impl Iterator<Item = &Node> + '_ {
+    fn values(&self) -> impl Iterator<Item = &Node> + Send + '_ {
         self.iter().map(|(_, node)| node)
     }
 
-    /// What changed from `self` to `newer`. Two B-trees skip the subtrees they share; otherwise
-    /// both are walked in order.
+    /// What changed from `self` to `newer`, walking both in order and skipping runs the two
+    /// versions share.
     fn diff<'a>(&'a self, newer: &'a NodeMap) -> Vec<Change<'a>> {
-        if let (NodeMap::Large(old), NodeMap::Large(new)) = (self, newer) {
-            return old
-                .diff(new)
-                .map(|item| match item {
-                    imbl::ordmap::DiffItem::Add(_, node) => Change::Add(node),
-                    imbl::ordmap::DiffItem::Remove(_, node) => Change::Remove(node),
-                    imbl::ordmap::DiffItem::Update { old, new } => Change::Update(old.1, new.1),
-                })
-                .collect();
-        }
         let mut changes = Vec::new();
-        let (mut old, mut new) = (self.iter().peekable(), newer.iter().peekable());
+        let (old, new) = (&self.chunks, &newer.chunks);
+        let (mut oc, mut oi, mut nc, mut ni) = (0usize, 0usize, 0usize, 0usize);
         loop {
-            match (old.peek(), new.peek()) {
+            // Skip whole shared runs when both walks stand at the start of the same one.
+            while oi == 0
+                && ni == 0
+                && oc < old.len()
+                && nc < new.len()
+                && Arc::ptr_eq(&old[oc], &new[nc])
+            {
+                oc += 1;
+                nc += 1;
+            }
+            let left = old.get(oc).map(|chunk| &chunk[oi]);
+            let right = new.get(nc).map(|chunk| &chunk[ni]);
+            let step_old = |oc: &mut usize, oi: &mut usize| {
+                *oi += 1;
+                if *oi == old[*oc].len() {
+                    *oc += 1;
+                    *oi = 0;
+                }
+            };
+            let step_new = |nc: &mut usize, ni: &mut usize| {
+                *ni += 1;
+                if *ni == new[*nc].len() {
+                    *nc += 1;
+                    *ni = 0;
+                }
+            };
+            match (left, right) {
                 (None, None) => return changes,
                 (Some((_, node)), None) => {
                     changes.push(Change::Remove(node));
-                    old.next();
+                    step_old(&mut oc, &mut oi);
                 }
                 (None, Some((_, node))) => {
                     changes.push(Change::Add(node));
-                    new.next();
+                    step_new(&mut nc, &mut ni);
                 }
-                (Some((old_key, old_node)), Some((new_key, new_node))) => match old_key.cmp(new_key) {
-                    std::cmp::Ordering::Less => {
-                        changes.push(Change::Remove(old_node));
-                        old.next();
-                    }
-                    std::cmp::Ordering::Greater => {
-                        changes.push(Change::Add(new_node));
-                        new.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        if !old_node.ptr_eq(new_node) {
-                            changes.push(Change::Update(old_node, new_node));
+                (Some((old_key, old_node)), Some((new_key, new_node))) => {
+                    match old_key.cmp(new_key) {
+                        std::cmp::Ordering::Less => {
+                            changes.push(Change::Remove(old_node));
+                            step_old(&mut oc, &mut oi);
                         }
-                        old.next();
-                        new.next();
+                        std::cmp::Ordering::Greater => {
+                            changes.push(Change::Add(new_node));
+                            step_new(&mut nc, &mut ni);
+                        }
+                        std::cmp::Ordering::Equal => {
+                            if !old_node.ptr_eq(new_node) {
+                                changes.push(Change::Update(old_node, new_node));
+                            }
+                            step_old(&mut oc, &mut oi);
+                            step_new(&mut nc, &mut ni);
+                        }
                     }
-                },
+                }
             }
         }
     }
@@ -970,7 +1034,7 @@ impl ZoneBuilder {
             let node = builder.freeze();
             if self.last_key.as_ref().is_none_or(|last| key > *last) {
                 self.last_key = Some(key.clone());
-                self.nodes.insert(key, node);
+                self.nodes.push_last(key, node);
             } else {
                 self.stragglers.push((key, node));
             }
@@ -986,6 +1050,7 @@ impl ZoneBuilder {
         let mut record_count = self.record_count;
         // Owners that came in more than one run are merged; duplicates across runs count once.
         let mut nodes = self.nodes;
+        nodes.shrink_last();
         for (key, node) in self.stragglers {
             match nodes.get(&key) {
                 Some(existing) => {
@@ -1046,6 +1111,7 @@ impl Zone {
         let origin_key = NameKey::new(&origin);
         let origin_key = origin_key.as_bytes();
         let mut map = NodeMap::new();
+        let mut last: Option<NameKey> = None;
         let mut record_count = 0usize;
         let mut soa = None;
         for node in nodes {
@@ -1076,10 +1142,16 @@ impl Zone {
                     limit: limits.records_max,
                 });
             }
-            if map.insert(NameKey::relative(full, origin_key), node).is_some() {
+            let key = NameKey::relative(full, origin_key);
+            // The store writes nodes in key order: append them; anything else is inserted.
+            if last.as_ref().is_none_or(|last| key > *last) {
+                last = Some(key.clone());
+                map.push_last(key, node);
+            } else if map.insert(key, node).is_some() {
                 return Err(ZoneError::Malformed("an owner name stored twice".into()));
             }
         }
+        map.shrink_last();
         let Some((soa_ttl, soa)) = soa else {
             return Err(ZoneError::MissingSoa(origin.to_string()));
         };
@@ -1461,6 +1533,7 @@ fn check_record(origin: &Name, record: &Record) -> Result<(), ZoneError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::ops::Bound;
     use std::str::FromStr;
 
     use hickory_proto::rr::rdata::{A, CNAME, NS, TXT};
@@ -1523,35 +1596,63 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn small_zones_grow_into_large_ones_and_diff_across() {
-        let records = |count: usize, serial: u32| {
-            let mut records = base_records();
-            records[0] = soa(serial);
-            records.extend((0..count).map(|i| a(&format!("h{i}.example.test."), "192.0.2.7")));
-            records
+    fn node_map_matches_an_ordered_map_under_random_changes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let node = |i: u32| {
+            let mut builder = NodeBuilder::new(name_wire(&name(&format!("h{i}.example.test."))));
+            builder.insert(1, 300, &i.to_be_bytes());
+            builder.freeze()
         };
-        let small = zone(records(50, 1)).expect("valid");
-        assert!(matches!(small.nodes, NodeMap::Small(_)));
-        let diff = Diff {
-            from_serial: 1,
-            to_soa: soa(2),
-            deleted: vec![a("h0.example.test.", "192.0.2.7")],
-            added: (50..80)
-                .map(|i| a(&format!("h{i}.example.test."), "192.0.2.7"))
-                .collect(),
-        };
-        let large = small.apply(&[diff], LIMITS).expect("applies");
-        assert!(matches!(large.nodes, NodeMap::Large(_)));
-        assert!(large.node(&name("h79.example.test.")).is_some());
-        assert!(large.node(&name("h0.example.test.")).is_none());
-        assert!(large.has_descendants(&name("example.test.")));
-        let back = small.diff_to(&large);
-        assert_eq!((back.deleted.len(), back.added.len()), (1, 30));
-        let rebuilt = small.apply(&[back], LIMITS).expect("the diff applies");
-        assert_eq!(
-            rebuilt.records().collect::<Vec<_>>(),
-            large.records().collect::<Vec<_>>()
-        );
+        let key = |i: u32| NameKey::from_slice(format!("h{i:05}\0").as_bytes());
+        let mut model = BTreeMap::new();
+        let mut map = NodeMap::new();
+        // Built in order first, then changed at random, keeping every version to diff.
+        for i in (0..2000).step_by(2) {
+            map.push_last(key(i), node(i));
+            model.insert(key(i), node(i));
+        }
+        for _ in 0..20 {
+            let before = (map.clone(), model.clone());
+            for _ in 0..200 {
+                let i = rng.random_range(0..2100);
+                if rng.random_bool(0.5) {
+                    assert_eq!(
+                        map.insert(key(i), node(i)).is_some(),
+                        model.insert(key(i), node(i)).is_some()
+                    );
+                } else {
+                    map.remove(&key(i));
+                    model.remove(&key(i));
+                }
+            }
+            assert_eq!(map.len(), model.len());
+            assert!(map.iter().map(|(k, _)| k).eq(model.keys()));
+            for i in 0..2100 {
+                assert_eq!(map.get(&key(i)), model.get(&key(i)));
+                assert_eq!(
+                    map.next_after(&key(i)).map(|(k, _)| k),
+                    model
+                        .range((Bound::Excluded(key(i)), Bound::Unbounded))
+                        .next()
+                        .map(|(k, _)| k)
+                );
+            }
+            // The diff from the previous version names exactly the keys that differ.
+            let (old_map, old_model) = before;
+            let changed = old_map.diff(&map).len();
+            let expected = old_model
+                .keys()
+                .chain(model.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter(|k| match (old_model.get(*k), model.get(*k)) {
+                    (Some(a), Some(b)) => !a.ptr_eq(b),
+                    _ => true,
+                })
+                .count();
+            assert_eq!(changed, expected);
+        }
     }
 
     #[test]
