@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Limits, Primary, TimerClamps, ZoneConfig, ZoneSource};
 use crate::metrics::Metrics;
@@ -60,6 +60,9 @@ pub struct Context {
     pub file_poll: Duration,
 }
 
+/// Records a journaled difference may always hold, however small the zone.
+const JOURNAL_DIFF_MIN: usize = 10_000;
+
 /// What follows every new version once it is stored and served: its difference from the
 /// previous version goes to the journal (for IXFR out), and downstreams get NOTIFY.
 struct Downstream {
@@ -76,11 +79,18 @@ impl Downstream {
             let new_zone = new.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let name = new_zone.origin().clone();
-                if serial::is_newer(new_zone.serial(), old.serial()) {
-                    store.append_diff(&name, &old.soa_record(), &old.diff_to(&new_zone), limits)
-                } else {
+                // A difference over a quarter of the zone is not journaled (as a delta it would
+                // outweigh the zone): clients older than this version get AXFR-style answers,
+                // which the journal's chain check gives them.
+                let max = (new_zone.record_count() / 4).max(JOURNAL_DIFF_MIN);
+                if !serial::is_newer(new_zone.serial(), old.serial()) {
                     // History no longer forms a chain: IXFR clients get AXFR-style answers.
                     store.clear_journal(&name)
+                } else if let Some(diff) = old.diff_within(&new_zone, max) {
+                    store.append_diff(&name, &old.soa_record(), &diff, limits)
+                } else {
+                    debug!(zone = %name, "difference too large to journal");
+                    Ok(())
                 }
             })
             .await;

@@ -725,20 +725,24 @@ fn decode_nodes(zone: &Name, bytes: &[u8], out: &mut Vec<Node>) -> Result<(), St
 }
 
 fn encode_chunk(zone: &Name, records: &[Record]) -> Result<Vec<u8>, StoreError> {
-    let mut bytes = Vec::with_capacity(records.len() * 48);
+    let mut bytes = Vec::with_capacity(records.len() * 48 + 4);
     bytes.extend_from_slice(&(records.len() as u32).to_be_bytes());
-    let mut encoder = BinEncoder::new(&mut bytes);
-    encoder.set_offset(4);
-    let mut encoder = encoder.with_name_encoding(NameEncoding::Uncompressed);
+    let mut record_bytes = Vec::with_capacity(256);
     for record in records {
+        // One encoder per record: an encoder is bounded by a DNS message's 65,535 bytes, and
+        // a chunk of a large difference is longer than that.
+        record_bytes.clear();
+        let mut encoder = BinEncoder::new(&mut record_bytes);
+        let mut encoder = encoder.with_name_encoding(NameEncoding::Uncompressed);
         record
             .emit(&mut encoder)
             .map_err(|error| StoreError::Encode {
                 zone: zone.to_string(),
                 message: error.to_string(),
             })?;
+        drop(encoder);
+        bytes.extend_from_slice(&record_bytes);
     }
-    drop(encoder);
     Ok(bytes)
 }
 
@@ -875,6 +879,45 @@ mod tests {
         assert_eq!(store.sweep_orphans().expect("sweep"), 2);
         assert_eq!(store.data.len(), 1);
         assert_eq!(loaded(&store).record_count(), 4);
+    }
+
+    #[test]
+    fn differences_longer_than_a_message_are_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zone = name("example.test.");
+        let store = Store::open(dir.path()).expect("open");
+        let version = zone_of(base_records());
+        store.save_version(&zone, &meta(1), &version).expect("save");
+        let diff = Diff {
+            from_serial: 1,
+            to_soa: soa(2),
+            deleted: vec![],
+            added: (0..5000)
+                .map(|i| a(&format!("host-{i}.example.test."), "192.0.2.1"))
+                .collect(),
+        };
+        let next = version
+            .apply(std::slice::from_ref(&diff), LIMITS_BIG)
+            .expect("applies");
+        store
+            .save_diffs(
+                &zone,
+                &meta(2),
+                &version.soa_record(),
+                std::slice::from_ref(&diff),
+                &next,
+            )
+            .expect("a 5,000-record delta is stored");
+        let limits = JournalLimits {
+            diffs_max: 10,
+            bytes_max: 1 << 24,
+        };
+        store
+            .append_diff(&zone, &version.soa_record(), &diff, limits)
+            .expect("and journaled");
+        assert_eq!(loaded(&store).record_count(), next.record_count());
+        let chain = store.diffs_from(&zone, 1).expect("read").expect("chain");
+        assert_eq!(chain.diffs[0].added.len(), 5000);
     }
 
     #[test]

@@ -846,7 +846,7 @@ impl NodeMap {
 
     /// What changed from `self` to `newer`, walking both in order and skipping runs the two
     /// versions share.
-    fn diff<'a>(&'a self, newer: &'a NodeMap) -> Vec<Change<'a>> {
+    fn diff<'a>(&'a self, newer: &'a NodeMap, max_changes: usize) -> Option<Vec<Change<'a>>> {
         let mut changes = Vec::new();
         let (old, new) = (&self.chunks, &newer.chunks);
         let (mut oc, mut oi, mut nc, mut ni) = (0usize, 0usize, 0usize, 0usize);
@@ -877,8 +877,11 @@ impl NodeMap {
                     *ni = 0;
                 }
             };
+            if changes.len() > max_changes {
+                return None;
+            }
             match (left, right) {
-                (None, None) => return changes,
+                (None, None) => return Some(changes),
                 (Some((_, node)), None) => {
                     changes.push(Change::Remove(node));
                     step_old(&mut oc, &mut oi);
@@ -1428,9 +1431,21 @@ impl Zone {
     /// an IXFR client holding this version must delete and add. Untouched nodes shared between
     /// the two snapshots are skipped without comparing their contents.
     pub fn diff_to(&self, newer: &Zone) -> Diff {
+        self.diff_within(newer, usize::MAX)
+            .expect("no limit on the difference")
+    }
+
+    /// Like `diff_to`, but gives up (None) once the difference holds more than `max_records`
+    /// records: a change that large is better sent AXFR-style, and building it would hold a
+    /// second copy of much of the zone as decoded records.
+    pub fn diff_within(&self, newer: &Zone, max_records: usize) -> Option<Diff> {
         let mut deleted = Vec::new();
         let mut added = Vec::new();
-        for item in self.nodes.diff(&newer.nodes) {
+        // Every changed name is at least one changed record: count them before decoding any.
+        for item in self.nodes.diff(&newer.nodes, max_records)? {
+            if deleted.len() + added.len() > max_records {
+                return None;
+            }
             match item {
                 Change::Add(node) => added.extend(node_records(node)),
                 Change::Remove(node) => deleted.extend(node_records(node)),
@@ -1460,12 +1475,12 @@ impl Zone {
                 }
             }
         }
-        Diff {
+        (deleted.len() + added.len() <= max_records).then(|| Diff {
             from_serial: self.serial(),
             to_soa: newer.soa_record(),
             deleted,
             added,
-        }
+        })
     }
 
     /// Every record of the zone, SOA first, then nodes in canonical order.
@@ -1640,7 +1655,7 @@ pub(crate) mod tests {
             }
             // The diff from the previous version names exactly the keys that differ.
             let (old_map, old_model) = before;
-            let changed = old_map.diff(&map).len();
+            let changed = old_map.diff(&map, usize::MAX).expect("no limit").len();
             let expected = old_model
                 .keys()
                 .chain(model.keys())
