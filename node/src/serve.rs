@@ -1,8 +1,9 @@
 //! The query server: UDP and TCP listeners that answer authoritatively from the zone set, and
 //! accept NOTIFY from allowed primaries.
 //!
-//! `respond` is the whole request-to-answer decision and does no I/O; the listeners around it
-//! only move bytes. The query path reads zone snapshots through `ZoneSet` and never waits for
+//! `Responder` is the whole request-to-answer decision and does no I/O: `answer_plain` is the
+//! fast path for plain queries (wire in, wire out, nothing allocated), `reply_to` everything
+//! else. The listeners around it (here for TCP, `udp` for UDP) only move bytes. The query path reads zone snapshots through `ZoneSet` and never waits for
 //! a transfer or the store.
 
 use std::net::{IpAddr, SocketAddr};
