@@ -175,8 +175,10 @@ impl Listeners {
             .iter()
             .map(|a| (*a, Role::All))
             .chain(config.notify_listen.iter().map(|a| (*a, Role::NotifyOnly)));
+        // One UDP socket and worker per core on every address.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         for (address, role) in addresses {
-            let udp = udp::bind(address).map_err(|source| ServeError::Bind {
+            let udp = udp::bind(address, workers).map_err(|source| ServeError::Bind {
                 address,
                 protocol: "UDP",
                 source,
@@ -188,8 +190,10 @@ impl Listeners {
                     protocol: "TCP",
                     source,
                 })?;
-            info!(%address, ?role, "listening for DNS on UDP and TCP");
-            listeners.udp.push((Arc::new(udp), role));
+            info!(%address, ?role, udp_sockets = udp.len(), "listening for DNS on UDP and TCP");
+            listeners
+                .udp
+                .extend(udp.into_iter().map(|socket| (Arc::new(socket), role)));
             listeners.tcp.push((tcp, role));
         }
         Ok(listeners)
@@ -204,36 +208,30 @@ impl Listeners {
     ) {
         let mut tasks = JoinSet::new();
         let connections = Arc::new(Semaphore::new(config.tcp_connections_max));
-        // One blocking worker per core on every UDP socket: the kernel hands each datagram
-        // to whichever worker is waiting.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for (socket, _) in &self.udp {
-            let (socket, cancel) = (socket.clone(), cancel.clone());
-            tasks.spawn(async move {
-                cancel.cancelled().await;
-                udp::wake(&socket, workers);
-            });
-        }
+        // One blocking worker thread per UDP socket (threads of their own, not the blocking
+        // pool: they never end until shutdown, when their socket is shut to wake them).
         for (index, (socket, role)) in self.udp.into_iter().enumerate() {
-            for worker in 0..workers {
-                let (socket, responder, cancel) =
-                    (socket.clone(), responder.clone(), cancel.clone());
-                // Threads of their own, not the blocking pool: they never end until shutdown.
-                let (done, finished) = tokio::sync::oneshot::channel::<()>();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("udp-{index}-{worker}"))
-                    .spawn(move || {
-                        udp::worker(socket, role, responder, cancel);
-                        let _ = done.send(());
+            let waker = socket.clone();
+            let stop = cancel.clone();
+            tasks.spawn(async move {
+                stop.cancelled().await;
+                udp::wake(&waker);
+            });
+            let (responder, cancel) = (responder.clone(), cancel.clone());
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("udp-{index}"))
+                .spawn(move || {
+                    udp::worker(socket, role, responder, cancel);
+                    let _ = done.send(());
+                });
+            match spawned {
+                Ok(_) => {
+                    tasks.spawn(async move {
+                        let _ = finished.await;
                     });
-                match spawned {
-                    Ok(_) => {
-                        tasks.spawn(async move {
-                            let _ = finished.await;
-                        });
-                    }
-                    Err(error) => warn!(%error, "cannot start a UDP worker thread"),
                 }
+                Err(error) => warn!(%error, "cannot start a UDP worker thread"),
             }
         }
         for (listener, role) in self.tcp {

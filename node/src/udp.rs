@@ -3,8 +3,9 @@
 //! no async runtime between the socket and the answer (readiness polling and task wake-ups
 //! cost more than the answer itself).
 //!
-//! Under load one pair of system calls moves up to [`BATCH`] queries. Idle, a worker blocks in
-//! the kernel until a datagram comes; at shutdown [`wake`] sends each worker an empty one.
+//! Under load one pair of system calls moves up to [`BATCH`] queries. Each worker has a socket
+//! of its own (`SO_REUSEPORT`). Idle, a worker blocks in the kernel until a datagram comes; at
+//! shutdown [`wake`] shuts the socket's reading side, which returns the blocked receive.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
@@ -12,7 +13,10 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, MultiHeaders, Shutdown, SockFlag, SockType, SockaddrStorage,
+    bind as bind_address, recvmmsg, sendmmsg, setsockopt, shutdown, socket, sockopt,
+};
 use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -25,38 +29,42 @@ const BATCH: usize = 32;
 /// Largest request read; a longer datagram is dropped (no DNS query needs more).
 const REQUEST_MAX: usize = 16 * 1024;
 
-/// Binds a UDP socket for the query loop (blocking, no read timeout: a timer armed for every
-/// wait costs more than the answer at low rates).
-pub fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
-    UdpSocket::bind(address)
+/// Binds `count` UDP sockets to `address` with `SO_REUSEPORT`, one per worker: the kernel
+/// spreads datagrams over them by flow, so workers on different cores never contend for one
+/// receive queue. Blocking, with no read timeout (a timer armed for every wait costs more than
+/// the answer at low rates). With port 0, all take the port the first one got.
+///
+/// A second process can join the group on the same address; the TCP listener bound beside
+/// (without `SO_REUSEPORT`) is what refuses a second node on one address.
+pub fn bind(address: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+    let first = bind_one(address)?;
+    let address = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_one(address)?);
+    }
+    Ok(sockets)
 }
 
-/// Wakes `workers` workers blocked on `socket` (after `cancel` fired) with empty datagrams,
-/// which they skip before seeing the cancellation.
-pub fn wake(socket: &UdpSocket, workers: usize) {
-    let Ok(mut target) = socket.local_addr() else {
-        return;
+fn bind_one(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let family = match address {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    if target.ip().is_unspecified() {
-        target.set_ip(match target {
-            SocketAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-        });
-    }
-    let local: SocketAddr = match target {
-        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let Ok(poker) = UdpSocket::bind(local) else {
-        return;
-    };
-    // Twice as many as workers: a datagram one worker takes in a batch wakes nobody else.
-    for _ in 0..workers * 2 {
-        let _ = poker.send_to(&[], target);
-    }
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    bind_address(fd.as_raw_fd(), &SockaddrStorage::from(address))?;
+    Ok(UdpSocket::from(fd))
 }
 
-/// Answers datagrams on `socket` until `cancel` fires. Several workers may share a socket.
+/// Wakes the worker blocked on `socket` (after `cancel` fired): shutting down the reading side
+/// makes a blocked receive return at once, even on an unconnected UDP socket (Linux reports
+/// ENOTCONN for it but still wakes the readers).
+pub fn wake(socket: &UdpSocket) {
+    let _ = shutdown(socket.as_raw_fd(), Shutdown::Read);
+}
+
+/// Answers datagrams on `socket` until `cancel` fires.
 pub fn worker(
     socket: Arc<UdpSocket>,
     role: Role,
@@ -165,9 +173,6 @@ pub fn worker(
             }
         }
     }
-    // One worker may have taken every wake-up datagram in one batch: pass one on, so that
-    // the others sharing the socket see the cancellation too.
-    wake(&socket, 1);
 }
 
 /// The IP address of a datagram's sender.
