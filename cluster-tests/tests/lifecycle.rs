@@ -64,6 +64,12 @@ fn sigterm_stops_the_node_cleanly() {
         !log.contains("killed with SIGKILL"),
         "the node needed SIGKILL after SIGTERM:\n{log}"
     );
+    // Every service, the UDP worker threads blocked in the kernel included, must end by
+    // itself: the shutdown timeout is a last resort, not the way out.
+    assert!(
+        !log.contains("did not stop within"),
+        "a service had to be abandoned at shutdown:\n{log}"
+    );
 }
 
 #[test]

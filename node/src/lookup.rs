@@ -76,13 +76,13 @@ pub enum AnyPolicy {
     Full,
 }
 
-/// Answers `qname` (uncompressed wire form) / `qtype` from `zone`. `qname` must be at or below
-/// the zone apex.
-pub fn lookup<'z>(zone: &'z Zone, qname: &[u8], qtype: RecordType, any: AnyPolicy) -> Answer<'z> {
+/// Answers the query name whose key is `qname` (`KeyBuf::of_wire`, which the caller already
+/// made to find the zone) for `qtype` from `zone`. The name must be at or below the zone apex.
+pub fn lookup<'z>(zone: &'z Zone, qname: &KeyBuf, qtype: RecordType, any: AnyPolicy) -> Answer<'z> {
     let mut answer = Answer::empty(ResponseCode::NoError);
     answer.authoritative = true;
     let mut owner = Owner::Query;
-    let mut key = KeyBuf::of_wire(qname);
+    let mut key = qname.clone();
     let mut visited: SmallVec<[KeyBuf; 2]> = SmallVec::new();
     loop {
         // A zone cut above (or at) the name turns the answer into a referral, except that the
@@ -402,7 +402,7 @@ mod tests {
 
     fn ask_in(zone: &Zone, qname: &str, qtype: RecordType, any: AnyPolicy) -> Seen {
         let qname = name(qname);
-        let found = lookup(zone, &name_wire(&qname), qtype, any);
+        let found = lookup(zone, &KeyBuf::of_wire(&name_wire(&qname)), qtype, any);
         Seen {
             rcode: found.rcode,
             authoritative: found.authoritative,

@@ -334,9 +334,8 @@ mod tests {
 
     use super::*;
     use crate::lookup::{AnyPolicy, lookup};
-    use crate::zone::Zone;
-    use crate::zone::name_wire;
     use crate::zone::tests::{LIMITS, a, base_records, cname, name, ns};
+    use crate::zone::{KeyBuf, Zone, name_wire};
 
     fn zone() -> Zone {
         let mut records = base_records();
@@ -351,7 +350,7 @@ mod tests {
     fn answer(qname: &str, qtype: RecordType, limit: usize) -> Message {
         let zone = zone();
         let wire = name_wire(&Name::from_ascii(qname).expect("name"));
-        let found = lookup(&zone, &wire, qtype, AnyPolicy::Full);
+        let found = lookup(&zone, &KeyBuf::of_wire(&wire), qtype, AnyPolicy::Full);
         let question = Question {
             id: 77,
             recursion_desired: true,

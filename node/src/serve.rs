@@ -3,8 +3,8 @@
 //!
 //! `Responder` is the whole request-to-answer decision and does no I/O: `answer_plain` is the
 //! fast path for plain queries (wire in, wire out, nothing allocated), `reply_to` everything
-//! else. The listeners around it (here for TCP, `udp` for UDP) only move bytes. The query path reads zone snapshots through `ZoneSet` and never waits for
-//! a transfer or the store.
+//! else. The listeners around it (here for TCP, `udp` for UDP) only move bytes. The query path
+//! reads zone snapshots through `ZoneSet` and never waits for a transfer or the store.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,7 +30,7 @@ use crate::tsig::{self, TsigKey};
 use crate::udp;
 use crate::wire::{read_framed, unix_now, write_framed};
 use crate::xfr_out::{self, Packer, Plan};
-use crate::zone::{KeyBuf, Zone, name_wire};
+use crate::zone::{KeyBuf, Zone, name_wire, parent_key};
 use crate::zoneset::ZoneSet;
 
 /// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
@@ -483,22 +483,20 @@ impl Responder {
         if question.qclass != u16::from(DNSClass::IN) {
             return status(ResponseCode::Refused);
         }
-        let key = KeyBuf::of_wire(question.qname);
-        let key = key.as_slice();
+        let key_buf = KeyBuf::of_wire(question.qname);
+        let key = key_buf.as_slice();
         let Some((apex_len, mut handle)) = self.zones.find_key(key) else {
             return status(ResponseCode::Refused);
         };
         let qtype = RecordType::from(question.qtype);
         // The DS RRset at a child's apex belongs to the parent side (RFC 4035 3.1.4.1): when we
         // serve the parent too, answer from it.
-        if qtype == RecordType::DS && apex_len == key.len() && !key.is_empty() {
-            let parent = key[..key.len() - 1]
-                .iter()
-                .rposition(|byte| *byte == 0)
-                .map_or(0, |at| at + 1);
-            if let Some((_, parent)) = self.zones.find_key(&key[..parent]) {
-                handle = parent;
-            }
+        if qtype == RecordType::DS
+            && apex_len == key.len()
+            && !key.is_empty()
+            && let Some((_, parent)) = self.zones.find_key(parent_key(key))
+        {
+            handle = parent;
         }
         let Some(zone) = handle.servable() else {
             return status(ResponseCode::ServFail);
@@ -507,7 +505,7 @@ impl Responder {
             Transport::Udp => AnyPolicy::Minimal,
             Transport::Tcp => AnyPolicy::Full,
         };
-        let found = lookup(&zone, question.qname, qtype, any);
+        let found = lookup(&zone, &key_buf, qtype, any);
         write_answer(out, question, &found, opt.as_ref(), limit);
         found.rcode
     }

@@ -209,13 +209,6 @@ impl Node {
         self.rrsets().find(|set| set.rtype == rtype)
     }
 
-    /// Records of the RRset of `rtype`, with `owner` as their owner name (slow path).
-    pub fn records(&self, rtype: RecordType, owner: &Name) -> Vec<Record> {
-        self.rrset(rtype)
-            .map(|set| set.records(owner))
-            .unwrap_or_default()
-    }
-
     /// True when both values are the same shared allocation (an untouched node).
     pub fn ptr_eq(&self, other: &Node) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
@@ -489,20 +482,6 @@ pub fn check_name_wire(wire: &[u8]) -> Option<usize> {
     }
 }
 
-/// The labels of a valid uncompressed wire name, from the first (leftmost) on.
-pub fn wire_labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let length = usize::from(*wire.get(at)?);
-        if length == 0 {
-            return None;
-        }
-        let label = wire.get(at + 1..at + 1 + length)?;
-        at += 1 + length;
-        Some(label)
-    })
-}
-
 /// A key that orders names so that every name's descendants follow it contiguously: labels from
 /// the root down, lowercased, each followed by a 0 byte (0 and 1 inside a label are escaped).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -650,6 +629,19 @@ fn push_key<'a>(labels: impl Iterator<Item = &'a [u8]>, push: &mut impl FnMut(u8
     }
 }
 
+/// The key of the parent of the name of `key` (empty for a name one label below the root, and
+/// for the root itself): keys end every label with a 0 byte and escape 0 inside labels.
+pub fn parent_key(key: &[u8]) -> &[u8] {
+    let Some(without_last) = key.len().checked_sub(1) else {
+        return key;
+    };
+    let end = key[..without_last]
+        .iter()
+        .rposition(|byte| *byte == 0)
+        .map_or(0, |at| at + 1);
+    &key[..end]
+}
+
 /// True when key `key` names a strict descendant of `ancestor`.
 fn key_is_below(key: &[u8], ancestor: &[u8]) -> bool {
     key.len() > ancestor.len() && key.starts_with(ancestor)
@@ -712,7 +704,6 @@ type Chunk = Arc<Vec<(NameKey, Node)>>;
 #[derive(Clone, Default)]
 struct NodeMap {
     chunks: Arc<Vec<Chunk>>,
-    len: usize,
 }
 
 impl fmt::Debug for NodeMap {
@@ -720,7 +711,7 @@ impl fmt::Debug for NodeMap {
         write!(
             f,
             "NodeMap({} names in {} chunks)",
-            self.len,
+            self.len(),
             self.chunks.len()
         )
     }
@@ -728,7 +719,7 @@ impl fmt::Debug for NodeMap {
 
 impl PartialEq for NodeMap {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
+        self.iter().eq(other.iter())
     }
 }
 
@@ -745,7 +736,7 @@ impl NodeMap {
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.chunks.iter().map(|chunk| chunk.len()).sum()
     }
 
     /// The chunk that holds `key`, or would: the last one whose first key is not above it.
@@ -775,7 +766,6 @@ impl NodeMap {
                 chunks.push(Arc::new(vec![(key, node)]));
             }
         }
-        self.len += 1;
     }
 
     /// Gives back the spare capacity of the last chunk (after building by appending).
@@ -797,7 +787,6 @@ impl NodeMap {
             Ok(at) => return Some(std::mem::replace(&mut chunk[at].1, node)),
             Err(at) => chunk.insert(at, (key, node)),
         }
-        self.len += 1;
         if chunk.len() > CHUNK_MAX {
             let upper = chunk.split_off(chunk.len() / 2);
             chunks.insert(index + 1, Arc::new(upper));
@@ -819,7 +808,6 @@ impl NodeMap {
         if chunk.is_empty() {
             chunks.remove(index);
         }
-        self.len -= 1;
     }
 
     /// The first entry whose key is greater than `key`.
@@ -928,6 +916,13 @@ pub struct Zone {
     has_cuts: bool,
     /// False only when no wildcard name exists (no synthesis to look for).
     has_wildcards: bool,
+}
+
+/// Whether a node makes lookups search for wildcards (a `*` name) or zone cuts (NS below the
+/// apex), given its relative key.
+fn search_flags(key: &NameKey, node: &Node) -> (bool, bool) {
+    let cut = !key.0.is_empty() && node.rrset(RecordType::NS).is_some();
+    (key_is_wildcard(key.as_bytes()), cut)
 }
 
 /// True when the name of `key` is a wildcard (its first label is `*`).
@@ -1179,10 +1174,13 @@ impl Zone {
             has_cuts: false,
             has_wildcards: false,
         };
+        let (mut wildcards, mut cuts) = (false, false);
         for (key, node) in zone.nodes.iter() {
-            zone.has_wildcards |= key_is_wildcard(key.as_bytes());
-            zone.has_cuts |= !key.0.is_empty() && node.rrset(RecordType::NS).is_some();
+            let (wildcard, cut) = search_flags(key, node);
+            wildcards |= wildcard;
+            cuts |= cut;
         }
+        (zone.has_wildcards, zone.has_cuts) = (wildcards, cuts);
         zone.put_soa_at_apex()?;
         for node in zone.nodes.values() {
             node.check_cname()?;
@@ -1275,8 +1273,9 @@ impl Zone {
                 node.check_cname()?;
                 // The flags only ever turn on here: a stale `true` costs a search, never an
                 // answer.
-                zone.has_wildcards |= key_is_wildcard(key.as_bytes());
-                zone.has_cuts |= !key.0.is_empty() && node.rrset(RecordType::NS).is_some();
+                let (wildcard, cut) = search_flags(&key, &node);
+                zone.has_wildcards |= wildcard;
+                zone.has_cuts |= cut;
                 zone.nodes.insert(key.clone(), node);
             }
             touched.push(key);
@@ -1338,11 +1337,6 @@ impl Zone {
         &self.soa
     }
 
-    /// The TTL of the SOA record.
-    pub fn soa_ttl(&self) -> u32 {
-        self.soa_ttl
-    }
-
     /// The SOA as a record, owned by the apex.
     pub fn soa_record(&self) -> Record {
         Record::from_rdata(
@@ -1350,14 +1344,6 @@ impl Zone {
             self.soa_ttl,
             RData::SOA(self.soa.clone()),
         )
-    }
-
-    /// The SOA record to put in the authority section of negative answers: its TTL is
-    /// min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
-    pub fn negative_soa_record(&self) -> Record {
-        let mut record = self.soa_record();
-        record.ttl = self.negative_ttl();
-        record
     }
 
     /// The TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 3).
@@ -1378,11 +1364,6 @@ impl Zone {
     /// False only when the zone has no wildcard name.
     pub fn has_wildcards(&self) -> bool {
         self.has_wildcards
-    }
-
-    /// Number of owner names holding data.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
     }
 
     /// The node at exactly `name`, if it holds data.
@@ -1410,11 +1391,6 @@ impl Zone {
     /// empty non-terminal).
     pub fn has_descendants(&self, name: &Name) -> bool {
         self.has_descendants_key(NameKey::new(name).as_bytes())
-    }
-
-    /// True when `name` is at or below the apex.
-    pub fn contains(&self, name: &Name) -> bool {
-        self.origin.zone_of(name)
     }
 
     /// True when the name of `key` is at or below the apex.
@@ -1668,6 +1644,19 @@ pub(crate) mod tests {
                 .count();
             assert_eq!(changed, expected);
         }
+    }
+
+    #[test]
+    fn parent_keys_drop_the_last_label() {
+        let key = NameKey::new(&name("a.b.example.test."));
+        let parent = NameKey::new(&name("b.example.test."));
+        assert_eq!(parent_key(key.as_bytes()), parent.as_bytes());
+        let top = NameKey::new(&name("test."));
+        assert_eq!(parent_key(top.as_bytes()), b"");
+        assert_eq!(parent_key(b""), b"");
+        // A 0 byte inside a label is escaped, so it never looks like a label end.
+        let odd = NameKey::from_wire(b"\x03a\x00b\x04test\x00");
+        assert_eq!(parent_key(odd.as_bytes()), b"test\0");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::config::{TransferAcl, ZoneConfig, ZoneSource};
 use crate::tsig::TsigKey;
-use crate::zone::{NameKey, Zone};
+use crate::zone::{NameKey, Zone, parent_key};
 
 /// The refresh state of a zone, as shown on the status endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -227,21 +227,6 @@ impl ZoneSet {
         self.zones.get(&apex.to_lowercase())
     }
 
-    /// The most specific zone containing `name`.
-    pub fn find(&self, name: &Name) -> Option<&Arc<ZoneHandle>> {
-        let mut name = name.to_lowercase();
-        name.set_fqdn(true);
-        loop {
-            if let Some(zone) = self.zones.get(&name) {
-                return Some(zone);
-            }
-            if name.is_root() {
-                return None;
-            }
-            name = name.base_name();
-        }
-    }
-
     /// The most specific zone containing the name whose key is `key`, with the length of the
     /// zone's own key (equal to `key.len()` when the name is the apex).
     pub fn find_key(&self, key: &[u8]) -> Option<(usize, &Arc<ZoneHandle>)> {
@@ -253,12 +238,7 @@ impl ZoneSet {
             if end == 0 {
                 return None;
             }
-            // Keys end every label with a 0 byte (and escape 0 inside labels): the parent's
-            // key ends at the previous 0.
-            end = key[..end - 1]
-                .iter()
-                .rposition(|byte| *byte == 0)
-                .map_or(0, |at| at + 1);
+            end = parent_key(&key[..end]).len();
         }
     }
 
