@@ -13,15 +13,16 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::clock::from_unix;
 use crate::config::Config;
+use crate::dns::zone::ZoneLimits;
 use crate::metrics::Metrics;
-use crate::secondary::{self, from_unix};
-use crate::serve::{Listeners, Responder};
-use crate::status::{self, StatusState};
+use crate::ops::status::{self, StatusState};
+use crate::serve::responder::{Listeners, Responder};
+use crate::store::zoneset::{ZoneSet, ZoneState};
 use crate::store::{Store, ZoneMeta};
-use crate::transport::Transports;
-use crate::zone::ZoneLimits;
-use crate::zoneset::{ZoneSet, ZoneState};
+use crate::xfr::connect::Transports;
+use crate::xfr::task;
 
 /// How long services get to stop after SIGTERM.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,13 +69,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         root.child_token(),
     ));
-    let context = secondary::Context {
+    let context = task::Context {
         store: store.clone(),
         metrics: metrics.clone(),
         clamps: config.timers,
         limits: config.limits,
         transports: transports.clone(),
-        file_poll: secondary::file_poll_interval(
+        file_poll: task::file_poll_interval(
             config
                 .zones
                 .iter()
@@ -91,7 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .get(&zone_config.name)
             .cloned()
             .context("zone set lost a configured zone")?;
-        services.spawn(secondary::run(
+        services.spawn(task::run(
             context.clone(),
             zone_config.clone(),
             handle,

@@ -16,9 +16,9 @@ use base64::Engine;
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
-use crate::certs;
-use crate::tsig::{Algorithm, TsigKey};
-use crate::zone::canonical_origin;
+use crate::dns::tsig::{Algorithm, TsigKey};
+use crate::dns::zone::canonical_origin;
+use crate::tls;
 
 /// Default DNS port for primaries given without one.
 const DNS_PORT: u16 = 53;
@@ -636,7 +636,7 @@ impl Checker {
             private_key: self.path(&raw.private_key),
             ca: raw.ca.as_deref().map(|ca| self.path(ca)),
         };
-        let identity = match certs::load_identity(&tls.certificate, &tls.private_key) {
+        let identity = match tls::load_identity(&tls.certificate, &tls.private_key) {
             Ok(identity) => Some(identity),
             Err(error) => {
                 self.problem("tls.certificate", error.to_string());
@@ -644,11 +644,11 @@ impl Checker {
             }
         };
         if let Some(ca_path) = &tls.ca {
-            match certs::load_ca(ca_path) {
+            match tls::load_ca(ca_path) {
                 Ok(ca) => {
                     if let Some(identity) = &identity
                         && let Err(error) =
-                            certs::check_signed_by(identity, &ca, ca_path, &tls.certificate)
+                            tls::check_signed_by(identity, &ca, ca_path, &tls.certificate)
                     {
                         self.problem("tls.certificate", error.to_string());
                     }
@@ -964,7 +964,7 @@ impl Checker {
                 let trust = match (&raw.tls_ca, raw.tls_pin.is_empty(), raw.tls_opportunistic) {
                     (Some(ca), true, false) => {
                         let path = self.path(ca);
-                        if let Err(error) = certs::load_ca(&path) {
+                        if let Err(error) = tls::load_ca(&path) {
                             self.problem(format!("{field}.tls_ca"), error.to_string());
                         }
                         Some(TlsTrust::Ca(path))
@@ -1272,8 +1272,8 @@ mod tests {
         // The certificates the reference config names, made the way its comments say.
         let ca = dir.path().join("ca");
         std::fs::create_dir(&ca).expect("dir");
-        certs::init_ca(&ca, "reference CA").expect("CA");
-        certs::issue(&ca, "node-1", &[], dir.path()).expect("issue");
+        tls::init_ca(&ca, "reference CA").expect("CA");
+        tls::issue(&ca, "node-1", &[], dir.path()).expect("issue");
         std::fs::copy(ca.join("ca.crt"), dir.path().join("primary-ca.crt")).expect("copy");
         for text in [
             include_str!("../../configs/reference.toml"),
@@ -1295,8 +1295,8 @@ mod tests {
     #[test]
     fn tls_sources_and_listeners_are_checked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        certs::init_ca(dir.path(), "test CA").expect("CA");
-        certs::issue(dir.path(), "node-a", &[], dir.path()).expect("issue");
+        tls::init_ca(dir.path(), "test CA").expect("CA");
+        tls::issue(dir.path(), "node-a", &[], dir.path()).expect("issue");
         let good = r#"
             [node]
             data_dir = "data"
@@ -1353,8 +1353,8 @@ mod tests {
         // A certificate from another CA, and a key that does not match, are named.
         let other = dir.path().join("other");
         std::fs::create_dir(&other).expect("dir");
-        certs::init_ca(&other, "other CA").expect("CA");
-        certs::issue(&other, "stranger", &[], &other).expect("issue");
+        tls::init_ca(&other, "other CA").expect("CA");
+        tls::issue(&other, "stranger", &[], &other).expect("issue");
         let foreign = good
             .replace("node-a.crt", "other/stranger.crt")
             .replace("node-a.key", "other/stranger.key");

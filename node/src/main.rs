@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use zonecast::config::{Config, ConfigError};
-use zonecast::status::StatusReport;
+use zonecast::ops::status::StatusReport;
 
 #[derive(Parser)]
 #[command(
@@ -141,7 +141,7 @@ fn check_config(path: PathBuf) -> ExitCode {
         Ok(config) => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}: OK", path.display());
-            let _ = write!(out, "{}", zonecast::cli::config_summary(&config));
+            let _ = write!(out, "{}", zonecast::ops::render::config_summary(&config));
             ExitCode::SUCCESS
         }
         Err(error @ ConfigError::Invalid { .. }) | Err(error @ ConfigError::Syntax { .. }) => {
@@ -186,13 +186,13 @@ fn status(url: &str, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _ = write!(out, "{}", zonecast::cli::status_table(&report));
+    let _ = write!(out, "{}", zonecast::ops::render::status_table(&report));
     ExitCode::SUCCESS
 }
 
 fn cert(command: CertCommand) -> ExitCode {
     let written = match command {
-        CertCommand::InitCa { dir, name } => zonecast::certs::init_ca(&dir, &name),
+        CertCommand::InitCa { dir, name } => zonecast::tls::init_ca(&dir, &name),
         CertCommand::Issue {
             node,
             ca_dir,
@@ -200,10 +200,10 @@ fn cert(command: CertCommand) -> ExitCode {
             sans,
         } => {
             let out = out.unwrap_or_else(|| ca_dir.clone());
-            zonecast::certs::issue(&ca_dir, &node, &sans, &out)
+            zonecast::tls::issue(&ca_dir, &node, &sans, &out)
         }
         CertCommand::Pin { cert } => {
-            return match zonecast::certs::load_pin(&cert) {
+            return match zonecast::tls::load_pin(&cert) {
                 Ok(pin) => {
                     let _ = writeln!(std::io::stdout().lock(), "{pin}");
                     ExitCode::SUCCESS

@@ -37,14 +37,6 @@ pub async fn write_framed<S: AsyncWrite + Unpin>(
     stream.write_all(&framed).await
 }
 
-/// Seconds since the UNIX epoch, as TSIG and the store count time.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,11 +16,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::certs;
 use crate::config::ServerConfig;
-use crate::serve::{Client, Responder, Role, ServeError, Transport, answer_on, serve_connection};
-use crate::transport::Transports;
-use crate::wire::read_framed;
+use crate::serve::responder::{
+    Client, Responder, Role, ServeError, Transport, answer_on, serve_connection,
+};
+use crate::tls;
+use crate::xfr::connect::Transports;
+use crate::xfr::framing::read_framed;
 
 /// RFC 9250 4.3 error codes.
 const DOQ_NO_ERROR: u32 = 0x0;
@@ -51,7 +53,7 @@ impl Listeners {
             } else {
                 None
             };
-            let acceptor = TlsAcceptor::from(certs::xot_server_config(identity, client_ca)?);
+            let acceptor = TlsAcceptor::from(tls::xot_server_config(identity, client_ca)?);
             for &address in &config.xot_listen {
                 let listener =
                     TcpListener::bind(address)
@@ -71,7 +73,7 @@ impl Listeners {
             let (Some(identity), Some(ca)) = (identity, ca) else {
                 return Err(ServeError::NoIdentity("server.xoq_listen"));
             };
-            let mut server = certs::quic_server_config(identity, ca)?;
+            let mut server = tls::quic_server_config(identity, ca)?;
             // Handshakes in progress are bounded like TCP connections: before its certificate is
             // checked a client is anonymous.
             server.max_incoming(config.tcp_connections_max);

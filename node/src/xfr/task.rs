@@ -15,18 +15,19 @@ use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::clock::{from_unix, to_unix};
 use crate::config::{Limits, Primary, TimerClamps, ZoneConfig, ZoneSource};
+use crate::dns::serial;
+use crate::dns::zone::{Diff, Zone, ZoneLimits};
+use crate::dns::zonefile;
 use crate::metrics::Metrics;
-use crate::notify_out;
-use crate::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
-use crate::serial;
+use crate::store::zoneset::{ZoneHandle, ZoneState};
 use crate::store::{JournalLimits, Store, ZoneMeta};
-use crate::transfer::{self, TransferError, TransferLimits};
-use crate::transport::{Connector, Transports};
-use crate::xfr::{Outcome, Request};
-use crate::zone::{Diff, Zone, ZoneLimits};
-use crate::zonefile;
-use crate::zoneset::{ZoneHandle, ZoneState};
+use crate::xfr::client::{self, TransferError, TransferLimits};
+use crate::xfr::connect::{Connector, Transports};
+use crate::xfr::interpreter::{Outcome, Request};
+use crate::xfr::notify;
+use crate::xfr::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
 
 /// How often a file zone's file is checked for changes, at most.
 const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -105,7 +106,7 @@ impl Downstream {
         if !self.also_notify.is_empty() {
             self.round.cancel();
             self.round = CancellationToken::new();
-            notify_out::announce(
+            notify::announce(
                 new.origin(),
                 new.soa_record(),
                 &self.also_notify,
@@ -293,7 +294,7 @@ impl PrimaryTask {
         let key = primary.tsig_key.as_deref();
         let limits = self.transfer_limits();
         let current = self.handle.data();
-        let soa = match transfer::query_soa(
+        let soa = match client::query_soa(
             primary.address,
             &zone_name,
             key,
@@ -321,7 +322,7 @@ impl PrimaryTask {
                 let request = Request::Ixfr {
                     current: zone.serial(),
                 };
-                let result = transfer::transfer(
+                let result = client::transfer(
                     primary.address,
                     &zone_name,
                     request,
@@ -374,7 +375,7 @@ impl PrimaryTask {
         connector: &Connector,
         limits: TransferLimits,
     ) -> Result<NewVersion, String> {
-        let result = transfer::transfer(
+        let result = client::transfer(
             primary.address,
             &self.handle.name,
             Request::Axfr,
@@ -659,16 +660,4 @@ pub fn parse_zone_file(path: &Path, origin: &Name, limits: ZoneLimits) -> Result
     let records = zonefile::read(path, origin).map_err(|error| error.to_string())?;
     Zone::from_records(origin, records, limits)
         .map_err(|error| format!("{}: {error}", path.display()))
-}
-
-/// UNIX seconds of a time.
-pub fn to_unix(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The time of UNIX seconds.
-pub fn from_unix(seconds: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(seconds)
 }

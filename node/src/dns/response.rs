@@ -9,8 +9,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use smallvec::SmallVec;
 
-use crate::lookup::{Answer, Entry, Owner};
-use crate::zone::check_name_wire;
+use crate::dns::lookup::{Answer, Entry, Owner};
+use crate::dns::name::check_name_wire;
 
 /// Size of the DNS header.
 const HEADER: usize = 12;
@@ -333,9 +333,10 @@ mod tests {
     use hickory_proto::rr::{Name, RData};
 
     use super::*;
-    use crate::lookup::{AnyPolicy, lookup};
-    use crate::zone::tests::{LIMITS, a, base_records, cname, name, ns};
-    use crate::zone::{KeyBuf, Zone, name_wire};
+    use crate::dns::lookup::{AnyPolicy, lookup};
+    use crate::dns::name::{KeyBuf, name_wire};
+    use crate::dns::zone::Zone;
+    use crate::dns::zone::tests::{LIMITS, a, base_records, cname, name, ns};
 
     fn zone() -> Zone {
         let mut records = base_records();

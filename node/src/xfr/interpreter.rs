@@ -10,8 +10,8 @@
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
-use crate::serial;
-use crate::zone::{Diff, ZoneBuilder, ZoneError, ZoneLimits, soa_serial};
+use crate::dns::serial;
+use crate::dns::zone::{Diff, ZoneBuilder, ZoneError, ZoneLimits, soa_serial};
 
 /// Why a transfer stream was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -359,7 +359,7 @@ mod tests {
     use hickory_proto::op::Query;
 
     use super::*;
-    use crate::zone::tests::{a, name, ns, soa};
+    use crate::dns::zone::tests::{a, name, ns, soa};
 
     fn response(records: Vec<Record>, rtype: RecordType) -> Message {
         let mut message = Message::response(7, OpCode::Query);

@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::serve::{Responder, Role, Transport};
+use crate::serve::responder::{Responder, Role, Transport};
 
 /// Datagrams taken or sent by one system call at most.
 const BATCH: usize = 32;

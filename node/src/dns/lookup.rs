@@ -11,7 +11,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use smallvec::SmallVec;
 
-use crate::zone::{CNAME_CHAIN_MAX, KeyBuf, Node, RrSetRef, Zone};
+use crate::dns::name::KeyBuf;
+use crate::dns::zone::{CNAME_CHAIN_MAX, Node, RrSetRef, Zone};
 
 /// Whose name a record of the answer is written with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,8 +343,8 @@ mod tests {
     use hickory_proto::rr::{Name, RData, Record};
 
     use super::*;
-    use crate::zone::tests::{LIMITS, a, base_records, cname, name, ns, txt};
-    use crate::zone::{name_from_wire, name_wire};
+    use crate::dns::name::{name_from_wire, name_wire};
+    use crate::dns::zone::tests::{LIMITS, a, base_records, cname, name, ns, txt};
 
     fn test_zone() -> Zone {
         let mut records = base_records();

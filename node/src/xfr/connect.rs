@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::certs::{self, Identity, ServerTrust};
 use crate::config::{Config, Primary, SourceTransport, TlsTrust};
+use crate::tls::{self, Identity, ServerTrust};
 
 /// A byte stream a DNS exchange runs over.
 pub trait DnsStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -36,7 +36,7 @@ pub enum TransportError {
     Quic(String),
     /// The TLS material could not be loaded or configured.
     #[error("{0}")]
-    Certificates(#[from] certs::CertError),
+    Certificates(#[from] tls::CertError),
     /// A TLS or QUIC source needs `[tls]`, which is missing.
     #[error("{0} needs this node's certificate in [tls]")]
     NoIdentity(&'static str),
@@ -54,8 +54,8 @@ impl Transports {
     pub fn new(config: &Config) -> Result<Transports, TransportError> {
         let (identity, cluster_ca) = match &config.tls {
             Some(tls) => (
-                Some(certs::load_identity(&tls.certificate, &tls.private_key)?),
-                tls.ca.as_deref().map(certs::load_ca).transpose()?,
+                Some(tls::load_identity(&tls.certificate, &tls.private_key)?),
+                tls.ca.as_deref().map(tls::load_ca).transpose()?,
             ),
             None => (None, None),
         };
@@ -82,7 +82,7 @@ impl Transports {
             } => {
                 let trust = match trust {
                     TlsTrust::Ca(path) => ServerTrust::Ca {
-                        roots: certs::load_ca(path)?,
+                        roots: tls::load_ca(path)?,
                         name: name.clone(),
                     },
                     TlsTrust::Pin(pins) => ServerTrust::Pin {
@@ -99,8 +99,8 @@ impl Transports {
                     }
                 };
                 Ok(Connector::Tls {
-                    connector: TlsConnector::from(certs::xot_client_config(&trust, client)?),
-                    name: certs::server_name(name)?,
+                    connector: TlsConnector::from(tls::xot_client_config(&trust, client)?),
+                    name: tls::server_name(name)?,
                 })
             }
             SourceTransport::Quic { name } => Ok(Connector::Quic {
@@ -122,7 +122,7 @@ impl Transports {
             return Err(TransportError::NoIdentity("a QUIC peer"));
         };
         let client = Arc::new(QuicClient {
-            config: certs::quic_client_config(identity, ca)?,
+            config: tls::quic_client_config(identity, ca)?,
             endpoints: Mutex::new(HashMap::new()),
             connections: tokio::sync::Mutex::new(HashMap::new()),
         });

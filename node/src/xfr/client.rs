@@ -14,11 +14,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 use tracing::info;
 
-use crate::transport::{Connector, DnsStream, TransportError};
-use crate::tsig::{self, StreamVerifier, TsigError, TsigKey};
-use crate::wire::{read_framed, unix_now, write_framed};
-use crate::xfr::{Interpreter, Outcome, Request, XfrError};
-use crate::zone::ZoneError;
+use crate::clock::unix_now;
+use crate::dns::tsig::{self, StreamVerifier, TsigError, TsigKey};
+use crate::dns::zone::ZoneError;
+use crate::xfr::connect::{Connector, DnsStream, TransportError};
+use crate::xfr::framing::{read_framed, write_framed};
+use crate::xfr::interpreter::{Interpreter, Outcome, Request, XfrError};
 
 /// How often a long transfer logs its progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);

@@ -19,19 +19,21 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clock::unix_now;
 use crate::config::ServerConfig;
-use crate::encrypted;
-use crate::lookup::{AnyPolicy, lookup};
+use crate::dns::lookup::{AnyPolicy, lookup};
+use crate::dns::name::{KeyBuf, name_wire, parent_key};
+use crate::dns::response::{OptReply, Question, parse_plain_query, write_answer, write_status};
+use crate::dns::tsig::{self, TsigKey};
+use crate::dns::zone::Zone;
 use crate::metrics::{Metrics, NotifyLabels};
-use crate::response::{OptReply, Question, parse_plain_query, write_answer, write_status};
+use crate::serve::encrypted;
+use crate::serve::udp;
 use crate::store::Store;
-use crate::transport::Transports;
-use crate::tsig::{self, TsigKey};
-use crate::udp;
-use crate::wire::{read_framed, unix_now, write_framed};
-use crate::xfr_out::{self, Packer, Plan};
-use crate::zone::{KeyBuf, Zone, name_wire, parent_key};
-use crate::zoneset::ZoneSet;
+use crate::store::zoneset::ZoneSet;
+use crate::xfr::connect::Transports;
+use crate::xfr::framing::{read_framed, write_framed};
+use crate::xfr::plan::{self, Packer, Plan};
 
 /// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
 const UDP_PAYLOAD_PLAIN: usize = 512;
@@ -44,7 +46,7 @@ const TCP_PAYLOAD_MAX: usize = 65_535;
 pub enum ServeError {
     /// The XoT or XoQ listener could not be configured.
     #[error("{0}")]
-    Tls(#[from] crate::certs::CertError),
+    Tls(#[from] crate::tls::CertError),
     /// XoT or XoQ listeners are configured without the certificate they need.
     #[error("{0} needs [tls] with certificate, private_key and ca")]
     NoIdentity(&'static str),
@@ -383,7 +385,7 @@ async fn stream_transfer<S: AsyncWrite + Unpin>(
     idle_timeout: std::time::Duration,
 ) -> std::io::Result<(u64, u64)> {
     let mut packer = Packer::new(
-        xfr_out::records(&job.zone, &job.plan),
+        plan::records(&job.zone, &job.plan),
         job.id,
         job.query.clone(),
     );
@@ -695,7 +697,7 @@ impl Responder {
         };
         let plan = match query.query_type {
             RecordType::IXFR => {
-                let client = xfr_out::client_soa(request);
+                let client = plan::client_soa(request);
                 let client_serial = client.and_then(|record| match &record.data {
                     RData::SOA(soa) => Some(soa.serial),
                     _ => None,
@@ -709,7 +711,7 @@ impl Responder {
                     }
                     _ => None,
                 };
-                xfr_out::plan_ixfr(&zone, client, journal)
+                plan::plan_ixfr(&zone, client, journal)
             }
             _ => Plan::Full,
         };
@@ -978,8 +980,8 @@ mod tests {
 
     use super::*;
     use crate::config::{Primary, ZoneConfig, ZoneSource};
-    use crate::zone::Zone;
-    use crate::zone::tests::{LIMITS, base_records, name, txt};
+    use crate::dns::zone::Zone;
+    use crate::dns::zone::tests::{LIMITS, base_records, name, txt};
 
     const PRIMARY: &str = "192.0.2.53";
 
@@ -1287,7 +1289,7 @@ mod tests {
 
     #[test]
     fn ds_at_a_child_apex_comes_from_the_parent() {
-        use crate::zone::tests::{a, ns};
+        use crate::dns::zone::tests::{a, ns};
         use hickory_proto::rr::rdata::SOA;
         use hickory_proto::rr::{RData, Record};
         let configs: Vec<ZoneConfig> = ["example.test.", "child.example.test."]
@@ -1382,7 +1384,7 @@ mod tests {
 
     #[test]
     fn signed_queries_get_signed_answers_and_bad_signatures_notauth() {
-        use crate::tsig::{Algorithm, StreamVerifier};
+        use crate::dns::tsig::{Algorithm, StreamVerifier};
         let key = Arc::new(TsigKey {
             name: name("query-key."),
             algorithm: Algorithm::HmacSha256,

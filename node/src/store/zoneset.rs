@@ -17,8 +17,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::{TransferAcl, ZoneConfig, ZoneSource};
-use crate::tsig::TsigKey;
-use crate::zone::{NameKey, Zone, parent_key};
+use crate::dns::name::{NameKey, parent_key};
+use crate::dns::tsig::TsigKey;
+use crate::dns::zone::Zone;
 
 /// The refresh state of a zone, as shown on the status endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

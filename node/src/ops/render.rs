@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::config::{Config, SourceTransport, TlsTrust, TransferAcl, ZoneSource};
-use crate::status::StatusReport;
+use crate::ops::status::StatusReport;
 
 /// What a valid configuration will do, one line per listener and zone.
 pub fn config_summary(config: &Config) -> String {
@@ -187,7 +187,7 @@ fn relative(now: u64, time: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::ZoneReport;
+    use crate::ops::status::ZoneReport;
 
     #[test]
     fn summarises_a_config() {

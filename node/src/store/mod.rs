@@ -17,12 +17,14 @@
 //!
 //! The query path never reads sled: zones are loaded into memory at start-up.
 
+pub mod zoneset;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, Record};
 
-use crate::zone::{Diff, JournalChain, Node, Zone, ZoneError, ZoneLimits, soa_serial};
+use crate::dns::zone::{Diff, JournalChain, Node, Zone, ZoneError, ZoneLimits, soa_serial};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
 };
@@ -769,7 +771,7 @@ fn decode_chunk(zone: &Name, bytes: &[u8], out: &mut Vec<Record>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::tests::{LIMITS, a, base_records, name, soa, txt};
+    use crate::dns::zone::tests::{LIMITS, a, base_records, name, soa, txt};
 
     fn zone_of(records: Vec<Record>) -> Zone {
         Zone::from_records(&name("example.test."), records, LIMITS_BIG).expect("valid")

@@ -16,9 +16,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::clock::unix_now;
 use crate::metrics::{Metrics, ZoneLabels};
-use crate::wire::unix_now;
-use crate::zoneset::{ZoneSet, ZoneState};
+use crate::store::zoneset::{ZoneSet, ZoneState};
 
 /// Why the status endpoint could not start.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use crate::serial;
-use crate::zone::{Diff, JournalChain, Zone, soa_serial};
+use crate::dns::serial;
+use crate::dns::zone::{Diff, JournalChain, Zone, soa_serial};
 
 /// Payload bytes per transfer message. Well under the 65,535 maximum, as BIND and Knot do, so
 /// that one message costs little memory and one TSIG covers a bounded amount of data.
@@ -177,8 +177,8 @@ pub fn client_soa(request: &Message) -> Option<&Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xfr::{Interpreter, Outcome, Request};
-    use crate::zone::tests::{LIMITS, a, base_records, name, soa, txt};
+    use crate::dns::zone::tests::{LIMITS, a, base_records, name, soa, txt};
+    use crate::xfr::interpreter::{Interpreter, Outcome, Request};
 
     fn zone(serial: u32, extra: usize) -> Zone {
         let mut records = base_records();
