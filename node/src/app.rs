@@ -1,34 +1,48 @@
-//! Wiring: turns a validated configuration into running services and shuts them down in order.
+//! Wiring: turns a validated configuration into running services, reloads it on SIGHUP (or
+//! `POST /reload`), and shuts everything down in order.
 //!
 //! Start-up order: open the store, load every stored zone into memory (served at once, without
 //! contacting any primary), bind every socket (failing early with the address), then start the
-//! query server, the status endpoint and one refresh task per zone. Shutdown: cancel the root
-//! token, wait for the services under a timeout, flush the store.
+//! query listeners, the status endpoint and the zone supervisor.
+//!
+//! Shutdown order, under one timeout: `/healthz` turns 503 → the route-withdrawal hook (where
+//! the anycast controller will attach) → queries are still answered for `server.shutdown_drain`
+//! → the listeners stop → the zone tasks and transfers stop → the status endpoint stops → the
+//! store is flushed. Every service runs in a `JoinSet` under a child of the root token.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::clock::from_unix;
-use crate::config::Config;
+use crate::clock::{from_unix, unix_now};
+use crate::config::{Config, ConfigError, ZoneSource};
 use crate::dns::zone::ZoneLimits;
 use crate::metrics::Metrics;
-use crate::ops::status::{self, StatusState};
-use crate::serve::responder::{Listeners, Responder};
+use crate::ops::status::{self, ReloadReport, ReloadRequest, StatusState};
+use crate::serve::responder::Responder;
+use crate::serve::stream::StreamContext;
+use crate::serve::{Listeners, ServerTls};
 use crate::store::zoneset::{ZoneSet, ZoneState};
-use crate::store::{Store, ZoneMeta};
+use crate::store::{JournalLimits, Store, ZoneMeta};
 use crate::xfr::connect::Transports;
-use crate::xfr::task;
+use crate::xfr::file;
+use crate::xfr::supervisor::{self, Reload, Supervisor};
+use crate::xfr::task::Context;
 
-/// How long services get to stop after SIGTERM.
+/// How long the whole shutdown may take before the remaining services are abandoned.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs a node until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs a node until SIGTERM or SIGINT; `config_path` is read again on SIGHUP.
+pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
         format!(
             "cannot create node.data_dir {}",
@@ -46,75 +60,287 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
 
     let transports = Arc::new(Transports::new(&config).context("loading the TLS material")?);
-    let listeners = Listeners::bind(&config.server, &transports).await?;
+    let (identity, ca) = transports.server_material();
+    let listeners = Listeners::bind(&config.server, ServerTls { identity, ca }).await?;
     let status_listener = status::bind(config.status.listen).await?;
 
     let root = CancellationToken::new();
-    let mut services = JoinSet::new();
     let responder = Arc::new(Responder {
         zones: zones.clone(),
         metrics: metrics.clone(),
         edns_payload_max: config.server.edns_payload_max,
-        store: Some(store.clone()),
-        transfers: Arc::new(tokio::sync::Semaphore::new(config.transfer.transfers_max)),
-        keys: config.tsig_keys.clone(),
-        transfer_timeout: config.limits.transfer_timeout,
+        transfers: Arc::new(Semaphore::new(config.transfer.transfers_max)),
+        keys: ArcSwap::from_pointee(config.tsig_keys.clone()),
     });
-    services.spawn(listeners.serve(responder, config.server.clone(), root.child_token()));
-    services.spawn(status::serve(
+    let streams = Arc::new(StreamContext {
+        responder: responder.clone(),
+        store: Some(store.clone()),
+        transfer_timeout: config.limits.transfer_timeout,
+        idle_timeout: config.server.tcp_idle_timeout,
+    });
+    let serve_token = root.child_token();
+    let mut serving = JoinSet::new();
+    serving.spawn(listeners.serve(streams, config.server.clone(), serve_token.clone()));
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let reload_report = Arc::new(Mutex::new(None));
+    let (control, mut reload_requests) = mpsc::channel::<ReloadRequest>(supervisor::COMMANDS_MAX);
+    let status_token = root.child_token();
+    let mut status_service = JoinSet::new();
+    status_service.spawn(status::serve(
         status_listener,
         StatusState {
             zones: zones.clone(),
             metrics: metrics.clone(),
+            stopping: stopping.clone(),
+            reload: reload_report.clone(),
+            control,
         },
-        root.child_token(),
+        status_token.clone(),
     ));
-    let context = task::Context {
+
+    let zones_token = root.child_token();
+    let mut supervisor = Supervisor::new(
+        zone_context(&config, &store, &metrics, transports),
+        zones.clone(),
+        zones_token.clone(),
+    );
+    for (zone_config, meta) in config.zones.iter().zip(metas) {
+        supervisor.start(zone_config.clone(), meta);
+    }
+    let (reloads, commands) = mpsc::channel::<Reload>(supervisor::COMMANDS_MAX);
+    let mut zone_service = JoinSet::new();
+    zone_service.spawn(supervisor.run(commands));
+    info!(zones = config.zones.len(), "zonecast running");
+
+    let mut node = Node {
+        config,
+        config_path,
+        store: store.clone(),
+        metrics,
+        responder,
+        reloads,
+        report: reload_report,
+    };
+    let mut terminate = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("watching SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hangup.recv() => {
+                info!("SIGHUP: reloading the configuration");
+                let _ = node.reload().await;
+            }
+            Some(request) = reload_requests.recv() => {
+                info!("reload requested on the status endpoint");
+                let _ = request.reply.send(node.reload().await);
+            }
+        }
+    }
+
+    info!("shutting down");
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
+    let started = Instant::now();
+    stopping.store(true, Ordering::Release);
+    // The anycast route controller will withdraw the node's routes here, before the drain.
+    info!("no anycast route to withdraw (no route controller configured)");
+    let drain = node.config.server.shutdown_drain;
+    if !drain.is_zero() {
+        info!(
+            drain_ms = drain.as_millis() as u64,
+            "still answering queries while traffic drains"
+        );
+        tokio::time::sleep(drain).await;
+    }
+    let stages = [
+        ("query listeners", serve_token, &mut serving),
+        ("zone tasks and transfers", zones_token, &mut zone_service),
+        ("status endpoint", status_token, &mut status_service),
+    ];
+    let mut abandoned = false;
+    for (name, token, tasks) in stages {
+        token.cancel();
+        let stopped = tokio::time::timeout_at(deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        match stopped {
+            Ok(()) => info!(
+                service = name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "stopped"
+            ),
+            Err(_) => {
+                warn!(
+                    service = name,
+                    "did not stop within the shutdown timeout; abandoned"
+                );
+                abandoned = true;
+            }
+        }
+    }
+    root.cancel();
+    store.flush().context("flushing the database")?;
+    if abandoned {
+        warn!("stopped, with services abandoned at the shutdown timeout of {SHUTDOWN_TIMEOUT:?}");
+    } else {
+        info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
+    }
+    Ok(())
+}
+
+/// What reloading needs.
+struct Node {
+    config: Config,
+    config_path: PathBuf,
+    store: Store,
+    metrics: Arc<Metrics>,
+    responder: Arc<Responder>,
+    reloads: mpsc::Sender<Reload>,
+    report: Arc<Mutex<Option<ReloadReport>>>,
+}
+
+impl Node {
+    /// Re-reads the configuration file and applies it; an invalid file changes nothing.
+    async fn reload(&mut self) -> Result<String, String> {
+        let outcome = self.try_reload().await;
+        match &outcome {
+            Ok(message) => info!(%message, "configuration reloaded"),
+            Err(message) => error!(
+                "configuration reload failed; the node keeps running on the previous one:\n{message}"
+            ),
+        }
+        *self
+            .report
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ReloadReport {
+            at: unix_now(),
+            ok: outcome.is_ok(),
+            message: match &outcome {
+                Ok(message) | Err(message) => message.clone(),
+            },
+        });
+        outcome
+    }
+
+    async fn try_reload(&mut self) -> Result<String, String> {
+        let path = self.config_path.clone();
+        let config = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|error| format!("the config reader failed: {error}"))?
+            .map_err(|error: ConfigError| error.to_string())?;
+        let mut notes = restart_only_changes(&self.config, &config);
+        let transports = Arc::new(
+            Transports::new(&config)
+                .map_err(|error| format!("loading the TLS material: {error}"))?,
+        );
+        let context_changed = self.config.timers != config.timers
+            || self.config.limits != config.limits
+            || self.config.transfer != config.transfer
+            || self.config.tls != config.tls;
+        let context = zone_context(&config, &self.store, &self.metrics, transports);
+        let (reply, summary) = oneshot::channel();
+        self.reloads
+            .send(Reload {
+                zones: config.zones.clone(),
+                context,
+                context_changed,
+                reply,
+            })
+            .await
+            .map_err(|_| "the zone supervisor has stopped".to_string())?;
+        let summary = summary
+            .await
+            .map_err(|_| "the zone supervisor has stopped".to_string())?;
+        self.responder
+            .keys
+            .store(Arc::new(config.tsig_keys.clone()));
+        self.config = config;
+        let names = |names: &[hickory_proto::rr::Name]| {
+            names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        notes.insert(
+            0,
+            format!(
+                "{} zone(s) added [{}], {} removed [{}], {} changed [{}]",
+                summary.added.len(),
+                names(&summary.added),
+                summary.removed.len(),
+                names(&summary.removed),
+                summary.changed.len(),
+                names(&summary.changed),
+            ),
+        );
+        Ok(notes.join("; "))
+    }
+}
+
+/// Settings a reload cannot change in a running node (sockets, the database), each named.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut check = |changed: bool, field: &str| {
+        if changed {
+            warn!(
+                field,
+                "changed in the configuration; takes effect at the next restart"
+            );
+            notes.push(format!("{field} changes at the next restart"));
+        }
+    };
+    check(old.node.data_dir != new.node.data_dir, "node.data_dir");
+    check(old.server.listen != new.server.listen, "server.listen");
+    check(
+        old.server.notify_listen != new.server.notify_listen,
+        "server.notify_listen",
+    );
+    check(
+        old.server.xot_listen != new.server.xot_listen,
+        "server.xot_listen",
+    );
+    check(
+        old.server.xoq_listen != new.server.xoq_listen,
+        "server.xoq_listen",
+    );
+    check(
+        old.server.edns_payload_max != new.server.edns_payload_max,
+        "server.edns_payload_max",
+    );
+    check(old.status.listen != new.status.listen, "status.listen");
+    notes
+}
+
+/// The shared context of the zone tasks under `config`.
+fn zone_context(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    transports: Arc<Transports>,
+) -> Context {
+    Context {
         store: store.clone(),
         metrics: metrics.clone(),
         clamps: config.timers,
         limits: config.limits,
-        transports: transports.clone(),
-        file_poll: task::file_poll_interval(
+        transports,
+        file_poll: file::poll_interval(
             config
                 .zones
                 .iter()
-                .filter(|zone| matches!(zone.source, crate::config::ZoneSource::File(_)))
+                .filter(|zone| matches!(zone.source, ZoneSource::File(_)))
                 .count(),
         ),
-        journal: crate::store::JournalLimits {
+        journal: JournalLimits {
             diffs_max: config.transfer.journal_diffs_max,
             bytes_max: config.transfer.journal_bytes_max,
         },
-    };
-    for (zone_config, meta) in config.zones.iter().zip(metas) {
-        let handle = zones
-            .get(&zone_config.name)
-            .cloned()
-            .context("zone set lost a configured zone")?;
-        services.spawn(task::run(
-            context.clone(),
-            zone_config.clone(),
-            handle,
-            meta,
-            root.child_token(),
-        ));
+        transfers_in: Arc::new(Semaphore::new(config.transfer.transfers_in_max)),
+        soa_checks: Arc::new(Semaphore::new(config.transfer.soa_checks_max)),
     }
-    info!(zones = config.zones.len(), "zonecast running");
-
-    wait_for_signal().await;
-    info!("shutting down");
-    root.cancel();
-    let stopped = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
-        while services.join_next().await.is_some() {}
-    })
-    .await;
-    if stopped.is_err() {
-        warn!("services did not stop within {SHUTDOWN_TIMEOUT:?}; exiting anyway");
-    }
-    store.flush().context("flushing the database")?;
-    info!("stopped");
-    Ok(())
 }
 
 /// Loads every configured zone's stored version into memory; returns each zone's metadata in
@@ -138,7 +364,7 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
     let mut records_total = 0usize;
     let mut loaded = 0usize;
     for item in &stored {
-        let Some(handle) = zones.get(&item.name).filter(|handle| !handle.from_file) else {
+        let Some(handle) = zones.get(&item.name).filter(|handle| !handle.from_file()) else {
             // A file zone's file is its durable copy; a stored copy (older releases kept one)
             // could be older than the file and must not be served.
             info!(zone = %item.name, "removing a stored zone that is no longer configured from primaries");
@@ -151,34 +377,34 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
             let mut status = handle.status();
             status.last_attempt = item.meta.last_attempt;
             status.last_success = item.meta.last_success;
-            status.expire_deadline = item.meta.expire_deadline;
             status.last_error = item.meta.last_error.clone();
             status.source = item.meta.source.clone();
         }
+        handle.set_expire_deadline(item.meta.expire_deadline);
         let zone = match &item.zone {
             Ok(None) => continue,
             Ok(Some(zone)) => zone.clone(),
             Err(error) => {
                 warn!(zone = %item.name, %error, "stored version is unreadable; it will be transferred again");
-                handle.status().last_error = Some(format!("stored version unreadable: {error}"));
+                handle
+                    .status()
+                    .fail("store", format!("stored version unreadable: {error}"));
                 continue;
             }
         };
-        {
-            records_total += zone.record_count();
-            loaded += 1;
-            handle.publish(Arc::new(zone));
-            let expired = item
-                .meta
-                .expire_deadline
-                .is_some_and(|deadline| from_unix(deadline) <= now);
-            handle.set_expired(expired);
-            handle.status().state = if expired {
-                ZoneState::Expired
-            } else {
-                ZoneState::Fresh
-            };
-        }
+        records_total += zone.record_count();
+        loaded += 1;
+        handle.publish(Arc::new(zone));
+        let expired = item
+            .meta
+            .expire_deadline
+            .is_some_and(|deadline| from_unix(deadline) <= now);
+        handle.set_expired(expired);
+        handle.status().state = if expired {
+            ZoneState::Expired
+        } else {
+            ZoneState::Fresh
+        };
     }
     info!(
         zones = loaded,
@@ -198,20 +424,4 @@ fn load_stored(store: &Store, zones: &ZoneSet, config: &Config) -> anyhow::Resul
         })
         .collect();
     Ok(metas)
-}
-
-async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the node");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -102,10 +102,14 @@ pub struct Config {
 }
 
 /// Serving transfers to other secondaries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TransferConfig {
     /// Most transfers served at once.
     pub transfers_max: usize,
+    /// Most transfers in (from primaries or peers) in progress at once, across all zones.
+    pub transfers_in_max: usize,
+    /// Most SOA checks in flight at once, across all zones.
+    pub soa_checks_max: usize,
     /// Most differences kept per zone for IXFR.
     pub journal_diffs_max: usize,
     /// Most bytes of differences kept per zone for IXFR.
@@ -114,14 +118,14 @@ pub struct TransferConfig {
 
 /// Who may transfer a zone: a request is allowed when one entry's prefix holds the source
 /// address and, if the entry names a key, the request is signed with that key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TransferAcl {
     /// The entries, any of which may allow a request.
     pub entries: Vec<AclEntry>,
 }
 
 /// One ACL entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AclEntry {
     /// Source addresses it covers.
     pub prefix: ipnet::IpNet,
@@ -177,6 +181,9 @@ pub struct ServerConfig {
     pub xot_require_client_cert: bool,
     /// XFR-over-QUIC listeners (UDP, ALPN "doq", mutual TLS with the cluster CA).
     pub xoq_listen: Vec<SocketAddr>,
+    /// At shutdown, queries are still answered this long after the (future) anycast route is
+    /// withdrawn, so that traffic already on its way is not dropped.
+    pub shutdown_drain: Duration,
 }
 
 /// The HTTP status endpoint.
@@ -187,7 +194,7 @@ pub struct StatusConfig {
 }
 
 /// Clamps on SOA timers (as in Knot's `refresh-min-interval` and friends).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimerClamps {
     /// Shortest REFRESH used.
     pub refresh_min: Duration,
@@ -204,7 +211,7 @@ pub struct TimerClamps {
 }
 
 /// Limits on zones and transfers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Most records in one zone.
     pub zone_records_max: u64,
@@ -217,7 +224,7 @@ pub struct Limits {
 }
 
 /// One zone this node serves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     /// The apex, lowercase and fully qualified.
     pub name: Name,
@@ -232,7 +239,7 @@ pub struct ZoneConfig {
 }
 
 /// Where a zone's data comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ZoneSource {
     /// Primaries tried in order.
     Primaries(Vec<Primary>),
@@ -241,7 +248,7 @@ pub enum ZoneSource {
 }
 
 /// One primary server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Primary {
     /// Its address and port.
     pub address: SocketAddr,
@@ -285,7 +292,7 @@ pub enum TlsTrust {
 }
 
 /// This node's certificate, for XoT serving, XoQ and mutual TLS.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {
     /// PEM certificate chain, leaf first.
     pub certificate: PathBuf,
@@ -365,6 +372,8 @@ struct RawConfig {
 struct RawTransfer {
     allow: Vec<RawAclEntry>,
     transfers_max: usize,
+    transfers_in_max: usize,
+    soa_checks_max: usize,
     journal_diffs_max: usize,
     journal_bytes_max: u64,
 }
@@ -375,6 +384,10 @@ impl Default for RawTransfer {
             // Nobody may transfer unless the operator says so (as in NSD and Knot).
             allow: Vec::new(),
             transfers_max: 16,
+            // As BIND's `transfers-in` default (10) and a little more: transfers are cheap here.
+            transfers_in_max: 16,
+            // SOA checks are single datagrams: many may be in flight, but not 100k at once.
+            soa_checks_max: 256,
             journal_diffs_max: 100,
             journal_bytes_max: 16 << 20,
         }
@@ -412,6 +425,8 @@ struct RawServer {
     xot_require_client_cert: bool,
     #[serde(default)]
     xoq_listen: Vec<String>,
+    #[serde(default = "default_shutdown_drain", with = "humantime_serde")]
+    shutdown_drain: Duration,
 }
 
 #[derive(Deserialize)]
@@ -438,6 +453,13 @@ fn default_edns_payload_max() -> u16 {
 fn default_tcp_connections_max() -> usize {
     1024
 }
+
+fn default_shutdown_drain() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// Longest drain at shutdown: it delays every stop, and systemd's stop timeout is 90 s.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(30);
 
 fn default_tcp_idle_timeout() -> Duration {
     Duration::from_secs(10)
@@ -604,11 +626,19 @@ impl Checker {
         if raw.transfer.transfers_max == 0 {
             self.problem("transfer.transfers_max", "must be at least 1");
         }
+        if raw.transfer.transfers_in_max == 0 {
+            self.problem("transfer.transfers_in_max", "must be at least 1");
+        }
+        if raw.transfer.soa_checks_max == 0 {
+            self.problem("transfer.soa_checks_max", "must be at least 1");
+        }
         if raw.transfer.journal_diffs_max == 0 {
             self.problem("transfer.journal_diffs_max", "must be at least 1");
         }
         let transfer = TransferConfig {
             transfers_max: raw.transfer.transfers_max,
+            transfers_in_max: raw.transfer.transfers_in_max,
+            soa_checks_max: raw.transfer.soa_checks_max,
             journal_diffs_max: raw.transfer.journal_diffs_max,
             journal_bytes_max: raw.transfer.journal_bytes_max,
         };
@@ -783,6 +813,15 @@ impl Checker {
         if raw.tcp_connections_max == 0 {
             self.problem("server.tcp_connections_max", "must be at least 1");
         }
+        if raw.shutdown_drain > SHUTDOWN_DRAIN_MAX {
+            self.problem(
+                "server.shutdown_drain",
+                format!(
+                    "must be at most {}",
+                    humantime::format_duration(SHUTDOWN_DRAIN_MAX)
+                ),
+            );
+        }
         if raw.tcp_idle_timeout.is_zero() {
             self.problem("server.tcp_idle_timeout", "must be longer than zero");
         }
@@ -792,6 +831,7 @@ impl Checker {
             edns_payload_max: raw.edns_payload_max,
             tcp_connections_max: raw.tcp_connections_max,
             tcp_idle_timeout: raw.tcp_idle_timeout,
+            shutdown_drain: raw.shutdown_drain,
             xot_listen,
             xot_require_client_cert: raw.xot_require_client_cert,
             xoq_listen,

@@ -127,7 +127,7 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(zonecast::app::run(config)) {
+    match runtime.block_on(zonecast::app::run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("zonecast: {error:#}");

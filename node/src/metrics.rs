@@ -38,6 +38,13 @@ pub struct ZoneLabels {
     pub zone: String,
 }
 
+/// Labels of the refresh failure counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The kind of failure (`timeout`, `tls`, `tsig`, `invalid_zone`, ...): a bounded set.
+    pub kind: String,
+}
+
 /// Labels of the NOTIFY counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotifyLabels {
@@ -53,6 +60,8 @@ pub struct Metrics {
     pub queries: Family<QueryLabels, Counter>,
     /// Transfers and refresh checks.
     pub transfers: Family<TransferLabels, Counter>,
+    /// Failed refresh rounds, by the kind of their last error.
+    pub refresh_failures: Family<FailureLabels, Counter>,
     /// NOTIFY messages received.
     pub notifies: Family<NotifyLabels, Counter>,
     /// Transfers served to other secondaries.
@@ -132,6 +141,7 @@ impl Metrics {
         let queries = Family::<QueryLabels, Counter>::default();
         let transfers = Family::<TransferLabels, Counter>::default();
         let notifies = Family::<NotifyLabels, Counter>::default();
+        let refresh_failures = Family::<FailureLabels, Counter>::default();
         let transfers_out = Family::<TransferLabels, Counter>::default();
         let zone_serial = Family::<ZoneLabels, Gauge>::default();
         let zone_seconds_since_refresh = Family::<ZoneLabels, Gauge>::default();
@@ -150,6 +160,11 @@ impl Metrics {
             "transfers_out",
             "Transfers served, by kind (axfr, ixfr, ixfr_uptodate) and outcome",
             transfers_out.clone(),
+        );
+        registry.register(
+            "refresh_failures",
+            "Refresh rounds in which every source failed (or a zone file was rejected), by kind",
+            refresh_failures.clone(),
         );
         registry.register(
             "notifies",
@@ -176,6 +191,7 @@ impl Metrics {
             queries,
             transfers,
             notifies,
+            refresh_failures,
             transfers_out,
             zone_serial,
             zone_seconds_since_refresh,
@@ -212,6 +228,25 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// Counts one failed refresh round (or rejected zone file) of `kind`.
+    pub fn refresh_failure(&self, kind: &str) {
+        self.refresh_failures
+            .get_or_create(&FailureLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Drops every per-zone series of a zone that is no longer served.
+    pub fn remove_zone(&self, zone: &str) {
+        let labels = ZoneLabels {
+            zone: zone.to_string(),
+        };
+        self.zone_serial.remove(&labels);
+        self.zone_seconds_since_refresh.remove(&labels);
+        self.zone_expired.remove(&labels);
+    }
+
     /// Counts one transfer served.
     pub fn transfer_out(&self, kind: &str, success: bool) {
         self.transfers_out

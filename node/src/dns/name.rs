@@ -9,8 +9,6 @@ use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use smallvec::SmallVec;
 
-use crate::dns::zone::ZoneError;
-
 /// The uncompressed wire form of a name, case unchanged.
 pub fn name_wire(name: &Name) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(name.len() + 2);
@@ -23,9 +21,9 @@ pub fn name_wire(name: &Name) -> Vec<u8> {
 }
 
 /// Decodes an uncompressed wire-form name.
-pub fn name_from_wire(wire: &[u8]) -> Result<Name, ZoneError> {
+pub fn name_from_wire(wire: &[u8]) -> Option<Name> {
     let mut decoder = BinDecoder::new(wire);
-    Name::read(&mut decoder).map_err(|error| ZoneError::Malformed(format!("name: {error}")))
+    Name::read(&mut decoder).ok()
 }
 
 /// The length of a valid uncompressed wire name at the start of `wire`, or None.

@@ -149,7 +149,7 @@ impl fmt::Display for Algorithm {
 }
 
 /// A shared TSIG key. `Debug` leaves the secret out so keys can be logged safely.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TsigKey {
     /// The key's name, as both sides have configured it (compared case-insensitively).
     pub name: Name,

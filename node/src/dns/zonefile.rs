@@ -2,10 +2,9 @@
 //!
 //! The text is scanned by NLnet Labs' `domain` zone file parser (which accepts every record type
 //! BIND, NSD and Knot load, DS, DNSKEY, RRSIG, NSEC* and DNAME included; hickory's parser does
-//! not), and each record is carried over to hickory's types through its wire form. No I/O
-//! beyond reading the file itself; validation of the result is `zone`'s job.
+//! not), and each record is carried over to hickory's types through its wire form. No I/O:
+//! the caller reads the file; validation of the result is `zone`'s job.
 
-use std::path::Path;
 use std::str::FromStr;
 
 use bytes::Bytes;
@@ -17,14 +16,6 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 /// Why a master file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneFileError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// The text is not a valid master file; the message names line and column.
     #[error("{path}:{message}")]
     Syntax {
@@ -51,15 +42,6 @@ pub enum ZoneFileError {
         /// What went wrong.
         message: String,
     },
-}
-
-/// Reads the master file at `path`, with `origin` as the initial `$ORIGIN`.
-pub fn read(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
-    let text = std::fs::read(path).map_err(|source| ZoneFileError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse(&text, origin, &path.display().to_string())
 }
 
 /// Parses master file text; `label` names it in errors.

@@ -217,6 +217,7 @@ mod tests {
     fn renders_a_row_per_zone() {
         let report = StatusReport {
             now: 1000,
+            reload: None,
             zones: vec![ZoneReport {
                 name: "example.test.".into(),
                 state: "fresh".into(),
@@ -228,6 +229,7 @@ mod tests {
                 next_refresh: Some(1300),
                 expire_deadline: None,
                 last_error: None,
+                last_error_kind: None,
                 last_transfer: "axfr".into(),
             }],
         };

@@ -1,18 +1,23 @@
-//! The HTTP status endpoint: `/status` (JSON), `/metrics` (Prometheus text) and `/healthz`.
+//! The HTTP status endpoint: `/status` (JSON), `/metrics` (Prometheus text), `/healthz` and
+//! `POST /reload`.
 //!
-//! Read-only: it reads zone handles and metrics and changes nothing. Bound to loopback by
-//! default, since it shows operational detail.
+//! It reads zone handles and metrics; its one mutating call, `/reload`, only asks `app` to
+//! re-read the configuration (as SIGHUP does). Bound to loopback by default, since it shows
+//! operational detail. `/healthz` is the signal a load balancer or the anycast controller
+//! reads: 200 only when every zone is loaded and none is expired, 503 with the reasons.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
-use serde::Serialize;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -33,6 +38,26 @@ pub enum StatusError {
     },
 }
 
+/// Zones named at most in a `/healthz` answer: at 100k zones the counts say the rest.
+const HEALTH_ZONES_LISTED_MAX: usize = 20;
+
+/// A request to re-read the configuration; the answer says what changed or why nothing did.
+pub struct ReloadRequest {
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// The outcome of the last reload, shown in `/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// When it was tried (UNIX seconds).
+    pub at: u64,
+    /// True when the new configuration was taken.
+    pub ok: bool,
+    /// What changed, or why nothing did (every problem found).
+    pub message: String,
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 pub struct StatusState {
@@ -40,6 +65,12 @@ pub struct StatusState {
     pub zones: Arc<ZoneSet>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Set when the node starts shutting down: `/healthz` answers 503 from then on.
+    pub stopping: Arc<AtomicBool>,
+    /// The last reload's outcome.
+    pub reload: Arc<Mutex<Option<ReloadReport>>>,
+    /// Where `POST /reload` sends its request.
+    pub control: mpsc::Sender<ReloadRequest>,
 }
 
 /// The `/status` document.
@@ -49,6 +80,9 @@ pub struct StatusReport {
     pub now: u64,
     /// One entry per zone.
     pub zones: Vec<ZoneReport>,
+    /// The last configuration reload, if there was one.
+    #[serde(default)]
+    pub reload: Option<ReloadReport>,
 }
 
 /// One zone in `/status`.
@@ -74,6 +108,9 @@ pub struct ZoneReport {
     pub expire_deadline: Option<u64>,
     /// Last error.
     pub last_error: Option<String>,
+    /// Its kind (`timeout`, `tls`, `tsig`, `invalid_zone`, ...).
+    #[serde(default)]
+    pub last_error_kind: Option<String>,
     /// Kind of the last transfer that changed data.
     pub last_transfer: String,
 }
@@ -94,6 +131,7 @@ pub async fn serve(listener: TcpListener, state: StatusState, cancel: Cancellati
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/reload", post(reload))
         .with_state(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
@@ -104,8 +142,9 @@ pub async fn serve(listener: TcpListener, state: StatusState, cancel: Cancellati
 }
 
 /// Builds the status report.
-pub fn report(zones: &ZoneSet) -> StatusReport {
+pub fn report(zones: &ZoneSet, reload: Option<ReloadReport>) -> StatusReport {
     let zones = zones
+        .snapshot()
         .iter()
         .map(|handle| {
             let data = handle.data();
@@ -122,8 +161,9 @@ pub fn report(zones: &ZoneSet) -> StatusReport {
                 last_attempt: status.last_attempt,
                 last_success: status.last_success,
                 next_refresh: status.next_refresh,
-                expire_deadline: status.expire_deadline,
+                expire_deadline: handle.expire_deadline(),
                 last_error: status.last_error,
+                last_error_kind: status.last_error_kind.map(str::to_string),
                 last_transfer: status.last_transfer,
             }
         })
@@ -131,16 +171,22 @@ pub fn report(zones: &ZoneSet) -> StatusReport {
     StatusReport {
         now: unix_now(),
         zones,
+        reload,
     }
 }
 
 async fn status(State(state): State<StatusState>) -> Json<StatusReport> {
-    Json(report(&state.zones))
+    let reload = state
+        .reload
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    Json(report(&state.zones, reload))
 }
 
 async fn metrics(State(state): State<StatusState>) -> Response {
     let now = unix_now();
-    for handle in state.zones.iter() {
+    for handle in state.zones.snapshot().iter() {
         let labels = ZoneLabels {
             zone: handle.name.to_string(),
         };
@@ -179,6 +225,83 @@ async fn metrics(State(state): State<StatusState>) -> Response {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// The `/healthz` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`, `unhealthy` or `stopping`.
+    pub status: String,
+    /// Zones served.
+    pub zones: usize,
+    /// Zones with no data yet.
+    pub loading: usize,
+    /// Zones past EXPIRE (answered SERVFAIL).
+    pub expired: usize,
+    /// Some of the zones at fault, with why.
+    pub reasons: Vec<String>,
+}
+
+/// The health of the zone set: every zone loaded and none expired.
+pub fn health(zones: &ZoneSet, stopping: bool) -> Health {
+    let index = zones.snapshot();
+    let mut health = Health {
+        status: "ok".into(),
+        zones: index.len(),
+        loading: 0,
+        expired: 0,
+        reasons: Vec::new(),
+    };
+    for handle in index.iter() {
+        let reason = if handle.data().is_none() {
+            health.loading += 1;
+            "not loaded yet"
+        } else if handle.is_expired() {
+            health.expired += 1;
+            "expired"
+        } else {
+            continue;
+        };
+        if health.reasons.len() < HEALTH_ZONES_LISTED_MAX {
+            health.reasons.push(format!("{}: {reason}", handle.name));
+        }
+    }
+    if health.loading + health.expired > 0 {
+        health.status = "unhealthy".into();
+    }
+    if stopping {
+        health.status = "stopping".into();
+        health.reasons.insert(0, "the node is shutting down".into());
+    }
+    health
+}
+
+async fn healthz(State(state): State<StatusState>) -> Response {
+    let health = health(&state.zones, state.stopping.load(Ordering::Acquire));
+    let code = if health.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(health)).into_response()
+}
+
+async fn reload(State(state): State<StatusState>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if state.control.try_send(ReloadRequest { reply }).is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a reload is already waiting\n",
+        )
+            .into_response();
+    }
+    match answer.await {
+        Ok(Ok(message)) => (StatusCode::OK, format!("{message}\n")).into_response(),
+        Ok(Err(message)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, format!("{message}\n")).into_response()
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is shutting down\n",
+        )
+            .into_response(),
+    }
 }

@@ -1,110 +1,37 @@
-//! The query server: UDP and TCP listeners that answer authoritatively from the zone set, and
-//! accept NOTIFY from allowed primaries.
+//! The responder: the whole request-to-answer decision, with no I/O. `answer_plain` is the
+//! fast path for plain queries (wire in, wire out, nothing allocated); `reply_to` handles
+//! everything else, handing NOTIFY to `notify` and transfer requests to `transfer`.
 //!
-//! `Responder` is the whole request-to-answer decision and does no I/O: `answer_plain` is the
-//! fast path for plain queries (wire in, wire out, nothing allocated), `reply_to` everything
-//! else. The listeners around it (here for TCP, `udp` for UDP) only move bytes. The query path
-//! reads zone snapshots through `ZoneSet` and never waits for a transfer or the store.
+//! **Invariant:** the responder holds no store and takes no lock on the query path: it reads
+//! zone snapshots through `ZoneSet` (atomic loads) and never waits for a transfer. The journal
+//! that IXFR answers need is read only by `transfer::stream`, on a stream connection.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use arc_swap::ArcSwap;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+use tokio::sync::Semaphore;
+use tracing::debug;
 
 use crate::clock::unix_now;
-use crate::config::ServerConfig;
 use crate::dns::lookup::{AnyPolicy, lookup};
 use crate::dns::name::{KeyBuf, name_wire, parent_key};
 use crate::dns::response::{OptReply, Question, parse_plain_query, write_answer, write_status};
 use crate::dns::tsig::{self, TsigKey};
-use crate::dns::zone::Zone;
-use crate::metrics::{Metrics, NotifyLabels};
-use crate::serve::encrypted;
-use crate::serve::udp;
-use crate::store::Store;
+use crate::metrics::Metrics;
+use crate::serve::notify;
+use crate::serve::request::{Client, Role, Transport, base_response};
+use crate::serve::transfer::{self, TransferJob};
 use crate::store::zoneset::ZoneSet;
-use crate::xfr::connect::Transports;
-use crate::xfr::framing::{read_framed, write_framed};
-use crate::xfr::plan::{self, Packer, Plan};
 
 /// Largest answer over UDP without EDNS (RFC 1035 4.2.1).
 const UDP_PAYLOAD_PLAIN: usize = 512;
 
 /// Largest DNS message over TCP.
 const TCP_PAYLOAD_MAX: usize = 65_535;
-
-/// Why the listeners could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The XoT or XoQ listener could not be configured.
-    #[error("{0}")]
-    Tls(#[from] crate::tls::CertError),
-    /// XoT or XoQ listeners are configured without the certificate they need.
-    #[error("{0} needs [tls] with certificate, private_key and ca")]
-    NoIdentity(&'static str),
-    /// A listen address could not be bound.
-    #[error("cannot listen on {address} ({protocol}): {source}")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// UDP or TCP.
-        protocol: &'static str,
-        /// The error.
-        source: std::io::Error,
-    },
-}
-
-/// The transport a request came over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP: answers are limited in size.
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-/// Who sent a request, as far as answering it is concerned.
-#[derive(Debug, Clone, Copy)]
-pub struct Client {
-    /// The source address (IPv4-mapped addresses already folded to IPv4).
-    pub ip: IpAddr,
-    /// The transport it came over.
-    pub transport: Transport,
-    /// True when the client proved with a certificate from the cluster CA that it is a member
-    /// of this cluster (XoQ, or XoT with client certificates): members may transfer every zone.
-    pub cluster_member: bool,
-}
-
-impl Client {
-    /// A client known only by its address.
-    pub fn anonymous(ip: IpAddr, transport: Transport) -> Client {
-        Client {
-            ip: ip.to_canonical(),
-            transport,
-            cluster_member: false,
-        }
-    }
-}
-
-/// What a listener accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Queries and NOTIFY.
-    All,
-    /// NOTIFY only.
-    NotifyOnly,
-}
-
-/// The key and request MAC that the answer to a signed request is signed with.
-type Signer = (Arc<TsigKey>, Vec<u8>);
 
 /// Everything `respond` needs.
 pub struct Responder {
@@ -114,23 +41,11 @@ pub struct Responder {
     pub metrics: Arc<Metrics>,
     /// The largest UDP payload we send.
     pub edns_payload_max: u16,
-    /// The journal that IXFR answers come from (None: every IXFR is answered AXFR-style).
-    pub store: Option<Store>,
     /// Transfers served at once (`transfer.transfers_max`).
     pub transfers: Arc<Semaphore>,
     /// Every configured TSIG key: a signed query is verified with it and answered signed.
-    pub keys: Vec<Arc<TsigKey>>,
-    /// Longest time one transfer out may take (`limits.transfer_timeout`).
-    pub transfer_timeout: std::time::Duration,
-}
-
-/// A single-message answer to a transfer request (an error, or our SOA over UDP), signed when
-/// the request was.
-struct TransferRefusal {
-    message: Message,
-    signer: Option<Signer>,
-    /// The TSIG error (BADKEY, BADSIG, BADTIME) to report when the request's signature failed.
-    tsig_error: Option<u16>,
+    /// Replaced whole on reload.
+    pub keys: ArcSwap<Vec<Arc<TsigKey>>>,
 }
 
 /// What to send back for one request.
@@ -139,278 +54,6 @@ pub enum Reply {
     Message(Vec<u8>),
     /// A zone transfer: a stream of messages (TCP only).
     Transfer(Box<TransferJob>),
-}
-
-/// An allowed zone transfer, ready to stream.
-pub struct TransferJob {
-    zone: Arc<Zone>,
-    plan: Plan,
-    id: u16,
-    query: Query,
-    signer: Option<Signer>,
-    /// The OPT record of the first message (echoing the request's EDNS, with EXPIRE).
-    edns: Option<Edns>,
-    _permit: OwnedSemaphorePermit,
-}
-
-/// Bound sockets, ready to serve.
-pub struct Listeners {
-    udp: Vec<(Arc<std::net::UdpSocket>, Role)>,
-    tcp: Vec<(TcpListener, Role)>,
-    encrypted: encrypted::Listeners,
-}
-
-impl Listeners {
-    /// Binds every configured address (UDP and TCP), failing with the address that could not
-    /// be bound.
-    pub async fn bind(
-        config: &ServerConfig,
-        transports: &Transports,
-    ) -> Result<Listeners, ServeError> {
-        let mut listeners = Listeners {
-            udp: Vec::new(),
-            tcp: Vec::new(),
-            encrypted: encrypted::Listeners::bind(config, transports).await?,
-        };
-        let addresses = config
-            .listen
-            .iter()
-            .map(|a| (*a, Role::All))
-            .chain(config.notify_listen.iter().map(|a| (*a, Role::NotifyOnly)));
-        // One UDP socket and worker per core on every address.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for (address, role) in addresses {
-            let udp = udp::bind(address, workers).map_err(|source| ServeError::Bind {
-                address,
-                protocol: "UDP",
-                source,
-            })?;
-            let tcp = TcpListener::bind(address)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    address,
-                    protocol: "TCP",
-                    source,
-                })?;
-            info!(%address, ?role, udp_sockets = udp.len(), "listening for DNS on UDP and TCP");
-            listeners
-                .udp
-                .extend(udp.into_iter().map(|socket| (Arc::new(socket), role)));
-            listeners.tcp.push((tcp, role));
-        }
-        Ok(listeners)
-    }
-
-    /// Serves until `cancel` fires.
-    pub async fn serve(
-        self,
-        responder: Arc<Responder>,
-        config: ServerConfig,
-        cancel: CancellationToken,
-    ) {
-        let mut tasks = JoinSet::new();
-        let connections = Arc::new(Semaphore::new(config.tcp_connections_max));
-        // One blocking worker thread per UDP socket (threads of their own, not the blocking
-        // pool: they never end until shutdown, when their socket is shut to wake them).
-        for (index, (socket, role)) in self.udp.into_iter().enumerate() {
-            let waker = socket.clone();
-            let stop = cancel.clone();
-            tasks.spawn(async move {
-                stop.cancelled().await;
-                udp::wake(&waker);
-            });
-            let (responder, cancel) = (responder.clone(), cancel.clone());
-            let (done, finished) = tokio::sync::oneshot::channel::<()>();
-            let spawned = std::thread::Builder::new()
-                .name(format!("udp-{index}"))
-                .spawn(move || {
-                    udp::worker(socket, role, responder, cancel);
-                    let _ = done.send(());
-                });
-            match spawned {
-                Ok(_) => {
-                    tasks.spawn(async move {
-                        let _ = finished.await;
-                    });
-                }
-                Err(error) => warn!(%error, "cannot start a UDP worker thread"),
-            }
-        }
-        for (listener, role) in self.tcp {
-            tasks.spawn(serve_tcp(
-                listener,
-                role,
-                responder.clone(),
-                connections.clone(),
-                config.tcp_idle_timeout,
-                cancel.clone(),
-            ));
-        }
-        self.encrypted
-            .spawn(&mut tasks, &responder, &config, connections, &cancel);
-        while tasks.join_next().await.is_some() {}
-    }
-}
-
-async fn serve_tcp(
-    listener: TcpListener,
-    role: Role,
-    responder: Arc<Responder>,
-    connections: Arc<Semaphore>,
-    idle_timeout: std::time::Duration,
-    cancel: CancellationToken,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                warn!(%error, "TCP accept error");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            debug!(%peer, "too many TCP connections; closing the new one");
-            continue;
-        };
-        let responder = responder.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = serve_connection(stream, Client::anonymous(peer.ip(), Transport::Tcp), role, responder, idle_timeout) => {}
-            }
-        });
-    }
-}
-
-pub(crate) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    client: Client,
-    role: Role,
-    responder: Arc<Responder>,
-    idle_timeout: std::time::Duration,
-) {
-    loop {
-        let request = match tokio::time::timeout(idle_timeout, read_framed(&mut stream)).await {
-            Ok(Ok(Some(request))) => request,
-            Ok(Ok(None)) | Err(_) => return,
-            Ok(Err(error)) => {
-                debug!(peer = %client.ip, %error, "stream read error");
-                return;
-            }
-        };
-        if answer_on(
-            &mut stream,
-            &request,
-            &client,
-            role,
-            &responder,
-            idle_timeout,
-        )
-        .await
-        .is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Answers one request on a stream (TCP, TLS or a QUIC stream): one message, or every
-/// message of a transfer. An error means the stream is unusable and must be closed.
-pub(crate) async fn answer_on<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    request: &[u8],
-    client: &Client,
-    role: Role,
-    responder: &Responder,
-    idle_timeout: std::time::Duration,
-) -> Result<(), ()> {
-    let answer = match responder.reply_to(request, client, role) {
-        None => return Err(()),
-        Some(Reply::Message(answer)) => answer,
-        Some(Reply::Transfer(job)) => {
-            let kind = job.plan.kind();
-            let started = std::time::Instant::now();
-            // A bound on the whole transfer, as for transfers in: a client that reads slowly but
-            // steadily must not hold a transfer slot forever.
-            let result = tokio::time::timeout(
-                responder.transfer_timeout,
-                stream_transfer(stream, *job, idle_timeout),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the transfer took longer than limits.transfer_timeout",
-                ))
-            });
-            responder.metrics.transfer_out(kind, result.is_ok());
-            return match result {
-                Ok((messages, bytes)) => {
-                    info!(
-                        peer = %client.ip,
-                        kind,
-                        messages,
-                        bytes,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "transfer served"
-                    );
-                    Ok(())
-                }
-                Err(error) => {
-                    warn!(peer = %client.ip, kind, %error, "transfer out failed");
-                    Err(())
-                }
-            };
-        }
-    };
-    // A client that never reads must not hold its connection slot forever.
-    match tokio::time::timeout(idle_timeout, write_framed(stream, &answer)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) | Err(_) => Err(()),
-    }
-}
-
-/// Writes every message of a transfer, TSIG-signed when the request was (each message signed,
-/// chained through the previous MAC, RFC 8945 5.3.1). Returns messages and bytes sent.
-async fn stream_transfer<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    job: TransferJob,
-    idle_timeout: std::time::Duration,
-) -> std::io::Result<(u64, u64)> {
-    let mut packer = Packer::new(
-        plan::records(&job.zone, &job.plan),
-        job.id,
-        job.query.clone(),
-    );
-    let mut prior_mac = job.signer.as_ref().map(|(_, mac)| mac.clone());
-    let (mut messages, mut bytes) = (0u64, 0u64);
-    let mut edns = job.edns.clone();
-    while let Some(mut message) = packer.next_message() {
-        if let Some(edns) = edns.take() {
-            message.set_edns(edns);
-        }
-        let mut wire = message.to_vec().map_err(std::io::Error::other)?;
-        if let (Some((key, _)), Some(prior)) = (&job.signer, &prior_mac) {
-            let mac = tsig::sign_response(&mut wire, key, unix_now(), prior, messages == 0)
-                .map_err(std::io::Error::other)?;
-            prior_mac = Some(mac);
-        }
-        tokio::time::timeout(idle_timeout, write_framed(stream, &wire))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")
-            })??;
-        messages += 1;
-        bytes += wire.len() as u64;
-    }
-    Ok((messages, bytes))
 }
 
 impl Responder {
@@ -487,7 +130,8 @@ impl Responder {
         }
         let key_buf = KeyBuf::of_wire(question.qname);
         let key = key_buf.as_slice();
-        let Some((apex_len, mut handle)) = self.zones.find_key(key) else {
+        let zones = self.zones.load();
+        let Some((apex_len, mut handle)) = zones.find_key(key) else {
             return status(ResponseCode::Refused);
         };
         let qtype = RecordType::from(question.qtype);
@@ -496,7 +140,7 @@ impl Responder {
         if qtype == RecordType::DS
             && apex_len == key.len()
             && !key.is_empty()
-            && let Some((_, parent)) = self.zones.find_key(parent_key(key))
+            && let Some((_, parent)) = zones.find_key(parent_key(key))
         {
             handle = parent;
         }
@@ -537,7 +181,7 @@ impl Responder {
             );
             return self
                 .encode(
-                    error_response(&message, ResponseCode::BADVERS),
+                    base_response(&message, ResponseCode::BADVERS),
                     &message,
                     transport,
                     false,
@@ -545,7 +189,14 @@ impl Responder {
                 .map(Reply::Message);
         }
         if message.metadata.op_code == OpCode::Notify {
-            let (answer, signer) = self.notify(&message, request, source);
+            let (answer, signer) = notify::handle(
+                &self.zones,
+                &self.metrics,
+                &message,
+                request,
+                source,
+                unix_now(),
+            );
             self.count(answer.metadata.response_code, Some(RecordType::SOA));
             let mut wire = self.encode(answer, &message, transport, false)?;
             if let Some((key, request_mac)) = signer {
@@ -562,7 +213,15 @@ impl Responder {
             );
         if is_transfer && message.metadata.op_code == OpCode::Query && role == Role::All {
             let qtype = message.queries.first().map(|q| q.query_type);
-            return match self.transfer(&message, request, client) {
+            return match transfer::decide(
+                &self.zones,
+                &self.transfers,
+                self.edns_payload_max,
+                &message,
+                request,
+                client,
+                unix_now(),
+            ) {
                 Ok(job) => {
                     self.count(ResponseCode::NoError, qtype);
                     Some(Reply::Transfer(Box::new(job)))
@@ -589,21 +248,20 @@ impl Responder {
             Ok(None) => None,
             Err(_) => {
                 self.count(ResponseCode::FormErr, None);
-                let answer = error_response(&message, ResponseCode::FormErr);
+                let answer = base_response(&message, ResponseCode::FormErr);
                 return self
                     .encode(answer, &message, transport, false)
                     .map(Reply::Message);
             }
             Ok(Some(record)) => {
+                let keys = self.keys.load();
                 let lookup = |name: &Name| {
-                    self.keys
-                        .iter()
+                    keys.iter()
                         .find(|key| key.name.eq_ignore_root(name))
                         .map(AsRef::as_ref)
                 };
                 match tsig::verify_request(request, lookup, unix_now()) {
-                    Ok(Some((key, mac))) => self
-                        .keys
+                    Ok(Some((key, mac))) => keys
                         .iter()
                         .find(|candidate| candidate.name.eq_ignore_root(&key.name))
                         .map(|key| (key.clone(), mac)),
@@ -614,7 +272,7 @@ impl Responder {
                             ResponseCode::NotAuth,
                             message.queries.first().map(|q| q.query_type),
                         );
-                        let answer = error_response(&message, ResponseCode::NotAuth);
+                        let answer = base_response(&message, ResponseCode::NotAuth);
                         let mut wire = self.encode(answer, &message, transport, false)?;
                         let code = error.tsig_rcode().unwrap_or(tsig::RCODE_BADSIG);
                         tsig::append_error(&mut wire, &record, code, unix_now()).ok()?;
@@ -638,124 +296,6 @@ impl Responder {
         Some(Reply::Message(wire))
     }
 
-    /// Decides a transfer request (RFC 5936 4.1, RFC 1995): the zone must be ours exactly, the
-    /// source allowed by the zone's ACL, and the TSIG (when present) valid. Over UDP an allowed
-    /// IXFR gets our SOA alone, which tells the client to come back over TCP.
-    fn transfer(
-        &self,
-        request: &Message,
-        wire: &[u8],
-        client: &Client,
-    ) -> Result<TransferJob, Box<TransferRefusal>> {
-        let (source, transport) = (client.ip, client.transport);
-        let query = &request.queries[0];
-        let refuse = |rcode| {
-            Box::new(TransferRefusal {
-                message: error_response(request, rcode),
-                signer: None,
-                tsig_error: None,
-            })
-        };
-        let Some(handle) = self.zones.get(&query.name) else {
-            return Err(refuse(ResponseCode::NotAuth));
-        };
-        let keys: Vec<Arc<TsigKey>> = handle.allow_transfer.keys_for(source).cloned().collect();
-        let lookup = |name: &Name| {
-            keys.iter()
-                .find(|key| key.name.eq_ignore_root(name))
-                .map(AsRef::as_ref)
-        };
-        let signer = match tsig::verify_request(wire, lookup, unix_now()) {
-            Ok(None) => None,
-            Ok(Some((key, mac))) => keys
-                .iter()
-                .find(|candidate| candidate.name.eq_ignore_root(&key.name))
-                .map(|key| (key.clone(), mac)),
-            Err(error) => {
-                warn!(zone = %handle.name, %source, %error, "transfer request failed TSIG verification; refused");
-                return Err(Box::new(TransferRefusal {
-                    message: error_response(request, ResponseCode::NotAuth),
-                    signer: None,
-                    tsig_error: Some(error.tsig_rcode().unwrap_or(tsig::RCODE_BADSIG)),
-                }));
-            }
-        };
-        let key_name = signer.as_ref().map(|(key, _)| key.name.clone());
-        let refuse_signed = |rcode| {
-            Box::new(TransferRefusal {
-                message: error_response(request, rcode),
-                signer: signer.clone(),
-                tsig_error: None,
-            })
-        };
-        if !client.cluster_member && !handle.allow_transfer.allows(source, key_name.as_ref()) {
-            warn!(zone = %handle.name, %source, key = ?key_name.as_ref().map(ToString::to_string), "transfer not allowed by the zone's ACL; refused");
-            return Err(refuse_signed(ResponseCode::Refused));
-        }
-        let Some(zone) = handle.servable() else {
-            return Err(refuse_signed(ResponseCode::ServFail));
-        };
-        let plan = match query.query_type {
-            RecordType::IXFR => {
-                let client = plan::client_soa(request);
-                let client_serial = client.and_then(|record| match &record.data {
-                    RData::SOA(soa) => Some(soa.serial),
-                    _ => None,
-                });
-                let journal = match (&self.store, client_serial) {
-                    (Some(store), Some(serial)) if serial != zone.serial() => {
-                        store.diffs_from(&handle.name, serial).unwrap_or_else(|error| {
-                            warn!(zone = %handle.name, %error, "cannot read the journal; answering AXFR-style");
-                            None
-                        })
-                    }
-                    _ => None,
-                };
-                plan::plan_ixfr(&zone, client, journal)
-            }
-            _ => Plan::Full,
-        };
-        if transport == Transport::Udp {
-            // Transfers need a stream; an IXFR over UDP learns our serial and retries over TCP
-            // (RFC 1995 2), an AXFR over UDP is refused.
-            if query.query_type == RecordType::IXFR {
-                let mut answer = base_response(request, ResponseCode::NoError);
-                answer.metadata.authoritative = true;
-                answer.add_answer(zone.soa_record());
-                return Err(Box::new(TransferRefusal {
-                    message: answer,
-                    signer,
-                    tsig_error: None,
-                }));
-            }
-            return Err(refuse_signed(ResponseCode::Refused));
-        }
-        let Ok(permit) = self.transfers.clone().try_acquire_owned() else {
-            warn!(zone = %handle.name, %source, "too many transfers running (transfer.transfers_max); refused");
-            return Err(refuse_signed(ResponseCode::Refused));
-        };
-        info!(zone = %handle.name, %source, kind = plan.kind(), serial = zone.serial(), "serving transfer");
-        let mut echo = Query::query(query.name.clone(), query.query_type);
-        echo.query_class = query.query_class;
-        let edns = request.edns.as_ref().map(|_| {
-            let mut edns = Edns::new();
-            edns.set_max_payload(self.edns_payload_max);
-            if let Some(expire) = self.expire_option(request) {
-                edns.options_mut().insert(expire);
-            }
-            edns
-        });
-        Ok(TransferJob {
-            zone,
-            plan,
-            id: request.metadata.id,
-            query: echo,
-            signer,
-            edns,
-            _permit: permit,
-        })
-    }
-
     /// A FORMERR answer for a request whose header is readable but whose body is not.
     fn formerr_from_header(&self, request: &[u8]) -> Option<Vec<u8>> {
         if request.len() < 12 || request[2] & 0x80 != 0 {
@@ -776,7 +316,7 @@ impl Responder {
         rcode: ResponseCode,
         transport: Transport,
     ) -> Option<(Vec<u8>, ResponseCode)> {
-        let wire = self.encode(error_response(request, rcode), request, transport, false)?;
+        let wire = self.encode(base_response(request, rcode), request, transport, false)?;
         Some((wire, rcode))
     }
 
@@ -808,7 +348,9 @@ impl Responder {
             qclass: u16::from(query.query_class),
         };
         let mut options = Vec::new();
-        if let Some(EdnsOption::Unknown(code, data)) = self.expire_option(request) {
+        if let Some(EdnsOption::Unknown(code, data)) =
+            transfer::expire_option(&self.zones, request, unix_now())
+        {
             options.extend_from_slice(&code.to_be_bytes());
             options.extend_from_slice(&(data.len() as u16).to_be_bytes());
             options.extend_from_slice(&data);
@@ -820,69 +362,6 @@ impl Responder {
         let mut out = Vec::with_capacity(512);
         let rcode = self.answer_question(&question, edns, &options, transport, &mut out);
         Some((out, rcode))
-    }
-
-    /// Handles NOTIFY (RFC 1996): only from allowed addresses, signed when a key is configured
-    /// for the sender. Returns the answer and, for a signed request, the key and request MAC
-    /// to sign the answer with.
-    fn notify(&self, request: &Message, wire: &[u8], source: IpAddr) -> (Message, Option<Signer>) {
-        let outcome = |label: &str| {
-            self.metrics
-                .notifies
-                .get_or_create(&NotifyLabels {
-                    outcome: label.to_string(),
-                })
-                .inc();
-        };
-        let Some(query) = request
-            .queries
-            .first()
-            .filter(|_| request.queries.len() == 1)
-        else {
-            outcome("refused");
-            return (error_response(request, ResponseCode::FormErr), None);
-        };
-        if query.query_type != RecordType::SOA || query.query_class != DNSClass::IN {
-            outcome("refused");
-            return (error_response(request, ResponseCode::FormErr), None);
-        }
-        let Some(handle) = self.zones.get(&query.name) else {
-            outcome("refused");
-            warn!(zone = %query.name, %source, "NOTIFY for a zone we do not serve; refused");
-            return (error_response(request, ResponseCode::NotAuth), None);
-        };
-        if !handle.notify_allow.contains(&source) {
-            outcome("refused");
-            warn!(zone = %handle.name, %source, "NOTIFY from an address not allowed for this zone; refused");
-            return (error_response(request, ResponseCode::Refused), None);
-        }
-        let mut signer = None;
-        if let Some((_, key)) = handle.notify_keys.iter().find(|(ip, _)| *ip == source) {
-            let verified = tsig::verify_request(
-                wire,
-                |name: &Name| (name.eq_ignore_root(&key.name)).then_some(key.as_ref()),
-                unix_now(),
-            );
-            match verified {
-                Ok(Some((_, mac))) => signer = Some((key.clone(), mac)),
-                Ok(None) => {
-                    outcome("bad_tsig");
-                    warn!(zone = %handle.name, %source, "unsigned NOTIFY where a TSIG key is configured; refused");
-                    return (error_response(request, ResponseCode::NotAuth), None);
-                }
-                Err(error) => {
-                    outcome("bad_tsig");
-                    warn!(zone = %handle.name, %source, %error, "NOTIFY failed TSIG verification; refused");
-                    return (error_response(request, ResponseCode::NotAuth), None);
-                }
-            }
-        }
-        outcome("accepted");
-        info!(zone = %handle.name, %source, "NOTIFY accepted");
-        handle.notify(source);
-        let mut answer = base_response(request, ResponseCode::NoError);
-        answer.metadata.authoritative = true;
-        (answer, signer)
     }
 
     /// Encodes an answer within the size the transport allows: additional records are dropped
@@ -899,7 +378,7 @@ impl Responder {
             reply.set_max_payload(self.edns_payload_max);
             reply.set_version(0);
             reply.set_dnssec_ok(edns.flags().dnssec_ok);
-            if let Some(expire) = self.expire_option(request) {
+            if let Some(expire) = transfer::expire_option(&self.zones, request, unix_now()) {
                 reply.options_mut().insert(expire);
             }
             answer.edns = Some(reply);
@@ -929,53 +408,17 @@ impl Responder {
         answer.to_vec().ok()
     }
 
-    /// The EDNS EXPIRE option (RFC 7314) for an SOA, AXFR or IXFR request that asked for it:
-    /// the seconds left before our copy expires, which a secondary copying from us inherits.
-    fn expire_option(&self, request: &Message) -> Option<EdnsOption> {
-        request.edns.as_ref()?.option(EdnsCode::Expire)?;
-        let query = request
-            .queries
-            .first()
-            .filter(|_| request.queries.len() == 1)?;
-        if !matches!(
-            query.query_type,
-            RecordType::SOA | RecordType::AXFR | RecordType::IXFR
-        ) {
-            return None;
-        }
-        let handle = self.zones.get(&query.name)?;
-        let remaining = handle.expire_remaining(unix_now())?;
-        Some(EdnsOption::Unknown(
-            u16::from(EdnsCode::Expire),
-            remaining.to_be_bytes().to_vec(),
-        ))
-    }
-
     fn count(&self, rcode: ResponseCode, qtype: Option<RecordType>) {
         self.metrics.count_query(rcode, qtype);
     }
 }
 
-/// A response carrying the request's question, ID, opcode and RD/CD flags.
-fn base_response(request: &Message, rcode: ResponseCode) -> Message {
-    let mut answer = Message::response(request.metadata.id, request.metadata.op_code);
-    answer.metadata.recursion_desired = request.metadata.recursion_desired;
-    answer.metadata.checking_disabled = request.metadata.checking_disabled;
-    answer.metadata.response_code = rcode;
-    if let Some(query) = request.queries.first() {
-        let mut echo = Query::query(query.name.clone(), query.query_type);
-        echo.query_class = query.query_class;
-        answer.add_query(echo);
-    }
-    answer
-}
-
-fn error_response(request: &Message, rcode: ResponseCode) -> Message {
-    base_response(request, rcode)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
+    use hickory_proto::op::Query;
+
     use hickory_proto::op::Edns;
 
     use super::*;
@@ -1013,10 +456,8 @@ mod tests {
             zones,
             metrics: Arc::new(Metrics::new()),
             edns_payload_max: 1232,
-            store: None,
             transfers: Arc::new(Semaphore::new(4)),
-            keys: Vec::new(),
-            transfer_timeout: std::time::Duration::from_secs(60),
+            keys: ArcSwap::from_pointee(Vec::new()),
         }
     }
 
@@ -1335,10 +776,8 @@ mod tests {
             zones,
             metrics: Arc::new(Metrics::new()),
             edns_payload_max: 1232,
-            store: None,
             transfers: Arc::new(Semaphore::new(4)),
-            keys: Vec::new(),
-            transfer_timeout: std::time::Duration::from_secs(60),
+            keys: ArcSwap::from_pointee(Vec::new()),
         };
         let ds = ask(
             &responder,
@@ -1390,8 +829,8 @@ mod tests {
             algorithm: Algorithm::HmacSha256,
             secret: b"0123456789abcdef0123456789abcdef".to_vec(),
         });
-        let mut responder = responder(true);
-        responder.keys = vec![key.clone()];
+        let responder = responder(true);
+        responder.keys.store(Arc::new(vec![key.clone()]));
         let source = "198.51.100.7".parse().expect("ip");
         let mut wire = request("example.test.", RecordType::SOA, None)
             .to_vec()

@@ -21,7 +21,9 @@ use smallvec::SmallVec;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::serve::responder::{Responder, Role, Transport};
+use crate::serve::request::{Role, Transport};
+use crate::serve::responder::Responder;
+use crate::store::query_path;
 
 /// Datagrams taken or sent by one system call at most.
 const BATCH: usize = 32;
@@ -53,6 +55,10 @@ fn bind_one(address: SocketAddr) -> std::io::Result<UdpSocket> {
     };
     let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
     setsockopt(&fd, sockopt::ReusePort, &true)?;
+    if address.is_ipv6() {
+        // IPv6 only, so that 0.0.0.0 and [::] on one port are two separate listeners.
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
     bind_address(fd.as_raw_fd(), &SockaddrStorage::from(address))?;
     Ok(UdpSocket::from(fd))
 }
@@ -71,6 +77,8 @@ pub fn worker(
     responder: Arc<Responder>,
     cancel: CancellationToken,
 ) {
+    // This thread answers queries: the store and status locks must never be reached from it.
+    query_path::enter();
     let fd = socket.as_raw_fd();
     let mut requests: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; REQUEST_MAX]).collect();
     let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();

@@ -17,6 +17,7 @@
 //!
 //! The query path never reads sled: zones are loaded into memory at start-up.
 
+pub mod query_path;
 pub mod zoneset;
 
 use std::path::Path;
@@ -187,6 +188,7 @@ impl Store {
 
     /// The metadata of one zone, if stored.
     pub fn meta(&self, zone: &Name) -> Result<Option<ZoneMeta>, StoreError> {
+        query_path::assert_off("the store");
         let key = zone_key(zone);
         match self.zones.get(&key)? {
             None => Ok(None),
@@ -202,6 +204,7 @@ impl Store {
         meta: &ZoneMeta,
         data: &Zone,
     ) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         let started = Instant::now();
         let generation = self.db.generate_id()?;
         let mut chunk_index: u32 = 0;
@@ -277,6 +280,7 @@ impl Store {
         diffs: &[Diff],
         data: &Zone,
     ) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         let Some(stored) = self.meta(zone)? else {
             return self.save_version(zone, meta, data);
         };
@@ -337,6 +341,7 @@ impl Store {
         zone: &Name,
         update: impl Fn(&mut ZoneMeta),
     ) -> Result<ZoneMeta, StoreError> {
+        query_path::assert_off("the store");
         let key = zone_key(zone);
         loop {
             let old = self.zones.get(&key)?;
@@ -360,6 +365,7 @@ impl Store {
     /// read comes back with the error in `records`; only a failure of the database itself fails
     /// the whole call.
     pub fn load_all(&self, limits: ZoneLimits) -> Result<Vec<StoredZone>, StoreError> {
+        query_path::assert_off("the store");
         let mut zones = Vec::new();
         for entry in self.zones.iter() {
             let (key, value) = entry?;
@@ -517,6 +523,7 @@ impl Store {
         diff: &Diff,
         limits: JournalLimits,
     ) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         let mut key = zone_key(zone);
         key.push(0);
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
@@ -549,6 +556,7 @@ impl Store {
     /// of version `serial` (an IXFR answer starts each step with the old version's SOA), or None
     /// when the journal does not reach back to `serial` or its chain is broken.
     pub fn diffs_from(&self, zone: &Name, serial: u32) -> Result<Option<JournalChain>, StoreError> {
+        query_path::assert_off("the store");
         let mut chain: Option<JournalChain> = None;
         for entry in self.journal.scan_prefix(journal_prefix(zone)) {
             let (_, value) = entry?;
@@ -579,6 +587,7 @@ impl Store {
     /// Forgets the zone's journal (when its history no longer forms a chain, e.g. after a
     /// serial went backwards).
     pub fn clear_journal(&self, zone: &Name) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         let keys: Vec<sled::IVec> = self
             .journal
             .scan_prefix(journal_prefix(zone))
@@ -592,6 +601,7 @@ impl Store {
 
     /// Removes zones that are no longer configured, with all their data.
     pub fn remove_zone(&self, zone: &Name) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         self.clear_journal(zone)?;
         if let Some(meta) = self.meta(zone)? {
             self.zones.remove(zone_key(zone))?;
@@ -603,6 +613,7 @@ impl Store {
 
     /// Flushes everything to disk (used at shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
+        query_path::assert_off("the store");
         self.db.flush()?;
         Ok(())
     }

@@ -1,17 +1,19 @@
-//! The zones this node serves, shared between the query path, the refresh tasks and the status
-//! endpoint.
+//! The zones this node serves, shared between the query path, the refresh tasks, the zone
+//! supervisor and the status endpoint.
 //!
-//! **Invariant:** readers never wait for writers. Each zone's data is an `Arc<Zone>` behind an
-//! `ArcSwapOption`; a refresh task builds a complete new snapshot and swaps it in with one
-//! atomic store. The status fields sit behind a mutex that only refresh tasks and the status
-//! endpoint take, never the query path.
+//! **Invariant:** readers never wait for writers. The set itself is an `ArcSwap<ZoneIndex>`
+//! that the supervisor replaces whole when zones are added or removed; each zone's data is an
+//! `Arc<Zone>` behind an `ArcSwapOption` that a refresh task swaps with one atomic store; the
+//! expiry flag and deadline are atomics. The status fields sit behind a mutex that only
+//! refresh tasks and the status endpoint take, never the query path: `status()` asserts that
+//! (in debug builds) through `query_path::assert_off`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use hickory_proto::rr::Name;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -20,6 +22,7 @@ use crate::config::{TransferAcl, ZoneConfig, ZoneSource};
 use crate::dns::name::{NameKey, parent_key};
 use crate::dns::tsig::TsigKey;
 use crate::dns::zone::Zone;
+use crate::store::query_path;
 
 /// The refresh state of a zone, as shown on the status endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,18 +55,34 @@ pub struct ZoneStatus {
     pub last_success: Option<u64>,
     /// Next scheduled refresh.
     pub next_refresh: Option<u64>,
-    /// When the zone expires unless refreshed.
-    pub expire_deadline: Option<u64>,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
+    /// The kind of the last failure (`timeout`, `tls`, `tsig`, `invalid_zone`, ...): a short,
+    /// stable label that tests and alerts can match.
+    pub last_error_kind: Option<&'static str>,
     /// The kind of the last transfer that changed data (`axfr`, `ixfr`, `file`, `none`).
     pub last_transfer: String,
 }
 
-/// One served zone.
-pub struct ZoneHandle {
-    /// The apex, lowercase and fully qualified.
-    pub name: Name,
+impl ZoneStatus {
+    /// Records a failure of `kind`.
+    pub fn fail(&mut self, kind: &'static str, message: String) {
+        self.last_error = Some(message);
+        self.last_error_kind = Some(kind);
+    }
+
+    /// Records a success at `now` (UNIX seconds): fresh, errors cleared.
+    pub fn succeed(&mut self, now: u64) {
+        self.state = ZoneState::Fresh;
+        self.last_success = Some(now);
+        self.last_error = None;
+        self.last_error_kind = None;
+    }
+}
+
+/// What a zone's configuration says about who may talk to it; replaced whole on reload.
+#[derive(Debug)]
+pub struct ZonePolicy {
     /// Addresses allowed to send NOTIFY.
     pub notify_allow: Vec<IpAddr>,
     /// Keys that NOTIFY from a given address must be signed with.
@@ -73,6 +92,35 @@ pub struct ZoneHandle {
     /// True for a zone read from a local file: this node is its origin, so its copy never
     /// expires and EDNS EXPIRE answers carry the SOA's EXPIRE.
     pub from_file: bool,
+}
+
+impl ZonePolicy {
+    /// The policy a zone's configuration sets.
+    pub fn of(config: &ZoneConfig) -> ZonePolicy {
+        let notify_keys = match &config.source {
+            ZoneSource::Primaries(primaries) => primaries
+                .iter()
+                .filter_map(|p| p.tsig_key.clone().map(|key| (p.address.ip(), key)))
+                .collect(),
+            ZoneSource::File(_) => Vec::new(),
+        };
+        ZonePolicy {
+            notify_allow: config.notify_allow.clone(),
+            notify_keys,
+            allow_transfer: config.allow_transfer.clone(),
+            from_file: matches!(config.source, ZoneSource::File(_)),
+        }
+    }
+}
+
+/// No expire deadline (`expire_deadline` holds UNIX seconds, or this).
+const NO_DEADLINE: u64 = 0;
+
+/// One served zone.
+pub struct ZoneHandle {
+    /// The apex, lowercase and fully qualified.
+    pub name: Name,
+    policy: ArcSwap<ZonePolicy>,
     /// Woken by NOTIFY: the refresh task checks the primary at once. `Notify` keeps at most
     /// one pending wake-up, which coalesces a burst of NOTIFYs into one refresh.
     pub refresh_now: Notify,
@@ -81,40 +129,48 @@ pub struct ZoneHandle {
     notified_by: Mutex<Option<IpAddr>>,
     data: ArcSwapOption<Zone>,
     expired: AtomicBool,
+    /// When this copy expires unless refreshed, UNIX seconds ([`NO_DEADLINE`]: none yet).
+    expire_deadline: AtomicU64,
     status: Mutex<ZoneStatus>,
 }
 
 impl ZoneHandle {
     /// A handle with no data yet.
     pub fn new(config: &ZoneConfig) -> ZoneHandle {
-        let notify_keys = match &config.source {
-            ZoneSource::Primaries(primaries) => primaries
-                .iter()
-                .filter_map(|p| p.tsig_key.clone().map(|key| (p.address.ip(), key)))
-                .collect(),
-            ZoneSource::File(_) => Vec::new(),
-        };
         ZoneHandle {
             name: config.name.clone(),
-            notify_allow: config.notify_allow.clone(),
-            notify_keys,
-            allow_transfer: config.allow_transfer.clone(),
-            from_file: matches!(config.source, ZoneSource::File(_)),
+            policy: ArcSwap::from_pointee(ZonePolicy::of(config)),
             refresh_now: Notify::new(),
             notified_by: Mutex::new(None),
             data: ArcSwapOption::empty(),
             expired: AtomicBool::new(false),
+            expire_deadline: AtomicU64::new(NO_DEADLINE),
             status: Mutex::new(ZoneStatus {
                 state: ZoneState::Loading,
                 source: None,
                 last_attempt: None,
                 last_success: None,
                 next_refresh: None,
-                expire_deadline: None,
                 last_error: None,
+                last_error_kind: None,
                 last_transfer: "none".into(),
             }),
         }
+    }
+
+    /// Who may send NOTIFY and transfer the zone, as configured now.
+    pub fn policy(&self) -> Arc<ZonePolicy> {
+        self.policy.load_full()
+    }
+
+    /// Takes a reloaded configuration's policy; data and status stay.
+    pub fn set_policy(&self, config: &ZoneConfig) {
+        self.policy.store(Arc::new(ZonePolicy::of(config)));
+    }
+
+    /// True for a zone read from a local file.
+    pub fn from_file(&self) -> bool {
+        self.policy.load().from_file
     }
 
     /// Records an accepted NOTIFY from `source` and wakes the refresh task.
@@ -143,14 +199,29 @@ impl ZoneHandle {
         self.data.load_full()
     }
 
-    /// Seconds until this copy expires (RFC 7314), None when it cannot be served.
+    /// Seconds until this copy expires at `now` (UNIX seconds, RFC 7314), None when it cannot
+    /// be served. Lock-free: EDNS EXPIRE is answered on the query path.
     pub fn expire_remaining(&self, now: u64) -> Option<u32> {
         let zone = self.servable()?;
-        if self.from_file {
+        if self.from_file() {
             return Some(zone.soa().expire as u32);
         }
-        let deadline = self.status().expire_deadline?;
+        let deadline = self.expire_deadline()?;
         Some(u32::try_from(deadline.saturating_sub(now)).unwrap_or(u32::MAX))
+    }
+
+    /// When this copy expires unless refreshed (UNIX seconds).
+    pub fn expire_deadline(&self) -> Option<u64> {
+        match self.expire_deadline.load(Ordering::Acquire) {
+            NO_DEADLINE => None,
+            deadline => Some(deadline),
+        }
+    }
+
+    /// Sets the expire deadline (UNIX seconds).
+    pub fn set_expire_deadline(&self, deadline: Option<u64>) {
+        self.expire_deadline
+            .store(deadline.unwrap_or(NO_DEADLINE), Ordering::Release);
     }
 
     /// The data held, expired or not.
@@ -162,7 +233,7 @@ impl ZoneHandle {
     pub fn publish(&self, zone: Arc<Zone>) {
         if let Some(old) = self.data.load().as_ref() {
             // Serials never go backwards on commit, unless an operator's file says so, which
-            // `secondary` logs; a transfer path never gets here with an older serial.
+            // the file task logs; a transfer path never gets here with an older serial.
             debug_assert!(old.origin() == zone.origin());
         }
         self.data.store(Some(zone));
@@ -178,8 +249,9 @@ impl ZoneHandle {
         self.expired.load(Ordering::Acquire)
     }
 
-    /// The status fields, for update or display.
+    /// The status fields, for update or display. Never on the query path.
     pub fn status(&self) -> MutexGuard<'_, ZoneStatus> {
+        query_path::assert_off("a zone's status mutex");
         // A poisoned lock only means a panic elsewhere while updating status fields; the
         // fields themselves are plain values and stay usable.
         self.status
@@ -188,44 +260,19 @@ impl ZoneHandle {
     }
 }
 
-/// All served zones, found by the longest apex that encloses a name.
-pub struct ZoneSet {
-    zones: HashMap<Name, Arc<ZoneHandle>>,
-    /// The same zones by name key (`zone::NameKey`), for the query path.
+/// The zones served at one moment, found by the longest apex that encloses a name.
+#[derive(Clone, Default)]
+pub struct ZoneIndex {
+    /// The zones by name key (`dns::name::NameKey`).
     by_key: HashMap<Box<[u8]>, Arc<ZoneHandle>>,
+    /// Configuration order, for status.
     order: Vec<Arc<ZoneHandle>>,
 }
 
-impl ZoneSet {
-    /// The zone set of a configuration, with no data loaded.
-    pub fn new(configs: &[ZoneConfig]) -> ZoneSet {
-        let order: Vec<Arc<ZoneHandle>> = configs
-            .iter()
-            .map(|config| Arc::new(ZoneHandle::new(config)))
-            .collect();
-        let zones = order
-            .iter()
-            .map(|handle| (handle.name.clone(), handle.clone()))
-            .collect();
-        let by_key = order
-            .iter()
-            .map(|handle| {
-                (
-                    Box::from(NameKey::new(&handle.name).as_bytes()),
-                    handle.clone(),
-                )
-            })
-            .collect();
-        ZoneSet {
-            zones,
-            by_key,
-            order,
-        }
-    }
-
+impl ZoneIndex {
     /// The zone with exactly this apex.
     pub fn get(&self, apex: &Name) -> Option<&Arc<ZoneHandle>> {
-        self.zones.get(&apex.to_lowercase())
+        self.by_key.get(NameKey::new(apex).as_bytes())
     }
 
     /// The most specific zone containing the name whose key is `key`, with the length of the
@@ -246,5 +293,77 @@ impl ZoneSet {
     /// Every zone, in configuration order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ZoneHandle>> {
         self.order.iter()
+    }
+
+    /// Number of zones.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when no zone is served.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// All served zones. Changed only by the zone supervisor (`add`, `remove`), read by everyone.
+pub struct ZoneSet {
+    index: ArcSwap<ZoneIndex>,
+}
+
+impl ZoneSet {
+    /// The zone set of a configuration, with no data loaded.
+    pub fn new(configs: &[ZoneConfig]) -> ZoneSet {
+        let set = ZoneSet {
+            index: ArcSwap::from_pointee(ZoneIndex::default()),
+        };
+        set.change(
+            configs
+                .iter()
+                .map(|config| Arc::new(ZoneHandle::new(config)))
+                .collect(),
+            &[],
+        );
+        set
+    }
+
+    /// The zones now: an atomic load, for the query path (no lock, no allocation).
+    pub fn load(&self) -> Guard<Arc<ZoneIndex>> {
+        self.index.load()
+    }
+
+    /// The zone with exactly this apex.
+    pub fn get(&self, apex: &Name) -> Option<Arc<ZoneHandle>> {
+        self.index.load().get(apex).cloned()
+    }
+
+    /// The zones now, to iterate.
+    pub fn snapshot(&self) -> Arc<ZoneIndex> {
+        self.index.load_full()
+    }
+
+    /// Adds zones (replacing one with the same apex) and removes others, in one atomic switch:
+    /// a query sees the old set or the new one.
+    pub fn change(&self, add: Vec<Arc<ZoneHandle>>, remove: &[Name]) {
+        let mut index = ZoneIndex::clone(&self.index.load());
+        let removed: HashSet<Box<[u8]>> = remove
+            .iter()
+            .chain(add.iter().map(|handle| &handle.name))
+            .map(|name| Box::from(NameKey::new(name).as_bytes()))
+            .collect();
+        for key in &removed {
+            index.by_key.remove(key);
+        }
+        index
+            .order
+            .retain(|handle| !removed.contains(NameKey::new(&handle.name).as_bytes()));
+        for handle in add {
+            index.by_key.insert(
+                Box::from(NameKey::new(&handle.name).as_bytes()),
+                handle.clone(),
+            );
+            index.order.push(handle);
+        }
+        self.index.store(Arc::new(index));
     }
 }

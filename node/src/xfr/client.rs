@@ -50,6 +50,9 @@ pub enum TransferError {
     /// The connection could not be opened (TCP, TLS handshake, QUIC).
     #[error("{0}")]
     Transport(#[from] TransportError),
+    /// Our own request could not be encoded: our fault, not the primary's.
+    #[error("cannot encode our own request: {0}")]
+    Encode(String),
     /// The SOA answer carried no SOA for the zone.
     #[error("SOA query answered {rcode} without the zone's SOA")]
     NoSoa {
@@ -76,7 +79,27 @@ impl TransferError {
             | TransferError::Transport(_)
             | TransferError::Timeout(_)
             | TransferError::Tsig(_)
+            | TransferError::Encode(_)
             | TransferError::NoSoa { .. } => false,
+        }
+    }
+
+    /// A short, stable name of the cause, for status and as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransferError::Io { .. } => "network",
+            TransferError::Timeout(_) => "timeout",
+            TransferError::Malformed(_) => "malformed",
+            TransferError::Tsig(_) => "tsig",
+            TransferError::Stream(XfrError::Rcode(_)) | TransferError::NoSoa { .. } => "refused",
+            TransferError::Stream(
+                XfrError::TooManyRecords { .. }
+                | XfrError::TooManyBytes { .. }
+                | XfrError::Zone(ZoneError::TooManyRecords { .. }),
+            ) => "too_large",
+            TransferError::Stream(_) => "bad_stream",
+            TransferError::Transport(error) => error.kind(),
+            TransferError::Encode(_) => "internal",
         }
     }
 }
@@ -378,9 +401,9 @@ fn build_request(
     edns.options_mut()
         .insert(EdnsOption::Unknown(u16::from(EdnsCode::Expire), Vec::new()));
     message.set_edns(edns);
-    let mut wire = message.to_vec().map_err(|error| {
-        TransferError::Malformed(format!("cannot encode our own query: {error}"))
-    })?;
+    let mut wire = message
+        .to_vec()
+        .map_err(|error| TransferError::Encode(error.to_string()))?;
     let mac = match key {
         Some(key) => Some(tsig::sign(&mut wire, key, unix_now(), None)?),
         None => None,

@@ -42,6 +42,17 @@ pub enum TransportError {
     NoIdentity(&'static str),
 }
 
+impl TransportError {
+    /// A short, stable name of the cause, for status and as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportError::Tcp(_) => "network",
+            TransportError::Tls(_) | TransportError::Quic(_) => "tls",
+            TransportError::Certificates(_) | TransportError::NoIdentity(_) => "config",
+        }
+    }
+}
+
 /// TLS material shared by every connector.
 pub struct Transports {
     identity: Option<Identity>,

@@ -4,9 +4,13 @@
 
 pub mod client;
 pub mod connect;
+pub mod downstream;
+pub mod error;
+pub mod file;
 pub mod framing;
 pub mod interpreter;
 pub mod notify;
 pub mod plan;
 pub mod refresh;
+pub mod supervisor;
 pub mod task;

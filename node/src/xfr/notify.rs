@@ -1,7 +1,7 @@
 //! NOTIFY to downstream secondaries (RFC 1996): after a new version is served, every
 //! `also_notify` target is told, and the message is retransmitted with backoff until answered.
 //!
-//! Owns only the sending; `secondary` decides when a version is new. A newer version cancels
+//! Owns only the sending; `downstream` decides when a version is new. A newer version cancels
 //! the retransmissions of the older one, so a burst of changes sends a bounded number of
 //! messages.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -25,12 +26,18 @@ const RETRY_WAITS: [Duration; 5] = [
 
 /// Tells every target about the zone's current SOA, each in its own task, until answered or
 /// out of attempts, or until `cancel` fires (a newer version supersedes this one).
-pub fn announce(zone: &Name, soa: Record, targets: &[SocketAddr], cancel: &CancellationToken) {
+pub fn announce(
+    tasks: &mut JoinSet<()>,
+    zone: &Name,
+    soa: Record,
+    targets: &[SocketAddr],
+    cancel: &CancellationToken,
+) {
     for &target in targets {
         let zone = zone.clone();
         let soa = soa.clone();
         let cancel = cancel.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => debug!(zone = %zone, %target, "NOTIFY superseded by a newer version"),
                 result = notify(&zone, soa, target) => match result {

@@ -1,48 +1,38 @@
-//! The refresh service: one task per zone that keeps its data current and durable.
+//! The task of one zone: for a zone with primaries it drives the refresh state machine
+//! (`xfr::refresh::Refresh`) and performs its actions — SOA queries, transfers, storing and
+//! publishing new versions, status updates; a file zone's task is `xfr::file`.
 //!
-//! For zones with primaries it follows the SOA timers (`refresh`), wakes at once on NOTIFY,
-//! checks the serial, transfers (IXFR, falling back to AXFR), validates, stores the new version
-//! in sled and only then publishes it to the query path. For file zones it reloads the master
-//! file when it changes. Failures never touch the served data: they show up in the zone's
-//! status, the logs and the metrics.
+//! The machine decides; this task only does I/O. A new version is validated, made durable in
+//! the store and only then published to the query path. Failures never touch the served data:
+//! they show up in the zone's status (`last_error`, `last_error_kind`), the logs and the
+//! metrics (`zonecast_refresh_failures_total{kind}`).
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use hickory_proto::rr::Name;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::{from_unix, to_unix};
 use crate::config::{Limits, Primary, TimerClamps, ZoneConfig, ZoneSource};
 use crate::dns::serial;
 use crate::dns::zone::{Diff, Zone, ZoneLimits};
-use crate::dns::zonefile;
 use crate::metrics::Metrics;
 use crate::store::zoneset::{ZoneHandle, ZoneState};
 use crate::store::{JournalLimits, Store, ZoneMeta};
-use crate::xfr::client::{self, TransferError, TransferLimits};
-use crate::xfr::connect::{Connector, Transports};
+use crate::xfr::client::{self, TransferLimits};
+use crate::xfr::connect::{Connector, TransportError, Transports};
+use crate::xfr::downstream::Downstream;
+use crate::xfr::error::{RefreshError, Rejection, RoundFailure};
+use crate::xfr::file::FileZone;
 use crate::xfr::interpreter::{Outcome, Request};
-use crate::xfr::notify;
-use crate::xfr::refresh::{LastAttempt, SoaTimers, expire_deadline, next_check};
+use crate::xfr::refresh::{Action, Event, Refresh, SoaTimers, TransferKind};
 
-/// How often a file zone's file is checked for changes, at most.
-const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// File checks (`stat` calls) per second across all file zones, at most: with more file zones
-/// than this each one is checked less often than every second.
-const FILE_CHECKS_PER_SECOND: u32 = 10_000;
-
-/// The interval between checks of each file, for `file_zones` file zones.
-pub fn file_poll_interval(file_zones: usize) -> Duration {
-    let spread = (file_zones as u32).div_ceil(FILE_CHECKS_PER_SECOND).max(1);
-    FILE_POLL_INTERVAL * spread
-}
-
-/// What the refresh tasks share.
+/// What the zone tasks share.
 #[derive(Clone)]
 pub struct Context {
     /// The zone store.
@@ -57,110 +47,79 @@ pub struct Context {
     pub journal: JournalLimits,
     /// TLS material and connections for TLS and QUIC sources.
     pub transports: Arc<Transports>,
-    /// How often each zone file is checked for changes (`file_poll_interval`).
+    /// How often each zone file is checked for changes (`file::poll_interval`).
     pub file_poll: Duration,
+    /// Transfers in progress across all zones (`transfer.transfers_in_max`).
+    pub transfers_in: Arc<Semaphore>,
+    /// SOA checks in flight across all zones (`transfer.soa_checks_max`).
+    pub soa_checks: Arc<Semaphore>,
 }
 
-/// Records a journaled difference may always hold, however small the zone.
-const JOURNAL_DIFF_MIN: usize = 10_000;
-
-/// What follows every new version once it is stored and served: its difference from the
-/// previous version goes to the journal (for IXFR out), and downstreams get NOTIFY.
-struct Downstream {
-    also_notify: Vec<SocketAddr>,
-    /// Cancels the previous version's NOTIFY retransmissions.
-    round: CancellationToken,
-}
-
-impl Downstream {
-    async fn new_version(&mut self, context: &Context, old: Option<Arc<Zone>>, new: &Arc<Zone>) {
-        if let Some(old) = old {
-            let store = context.store.clone();
-            let limits = context.journal;
-            let new_zone = new.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                let name = new_zone.origin().clone();
-                // A difference over a quarter of the zone is not journaled (as a delta it would
-                // outweigh the zone): clients older than this version get AXFR-style answers,
-                // which the journal's chain check gives them.
-                let max = (new_zone.record_count() / 4).max(JOURNAL_DIFF_MIN);
-                if !serial::is_newer(new_zone.serial(), old.serial()) {
-                    // History no longer forms a chain: IXFR clients get AXFR-style answers.
-                    store.clear_journal(&name)
-                } else if let Some(diff) = old.diff_within(&new_zone, max) {
-                    store.append_diff(&name, &old.soa_record(), &diff, limits)
-                } else {
-                    debug!(zone = %name, "difference too large to journal");
-                    Ok(())
-                }
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    warn!(zone = %new.origin(), %error, "cannot journal the difference; IXFR clients get AXFR-style answers")
-                }
-                Err(error) => warn!(zone = %new.origin(), %error, "journal task failed"),
-            }
-        }
-        if !self.also_notify.is_empty() {
-            self.round.cancel();
-            self.round = CancellationToken::new();
-            notify::announce(
-                new.origin(),
-                new.soa_record(),
-                &self.also_notify,
-                &self.round,
-            );
-        }
-    }
-}
-
-/// Runs the refresh task of one zone until `cancel` fires.
+/// Runs the task of one zone until `cancel` fires.
 pub fn run(
-    context: Context,
+    context: &Context,
     config: ZoneConfig,
     handle: Arc<ZoneHandle>,
     meta: ZoneMeta,
     cancel: CancellationToken,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     // Not an `async fn`: the task keeps only the future of its source kind, not the
     // configuration and metadata it was made from (tens of thousands of zones wait at once).
-    let downstream = Downstream {
-        also_notify: config.also_notify.clone(),
-        round: CancellationToken::new(),
-    };
+    let downstream = Downstream::new(
+        context.store.clone(),
+        context.journal,
+        config.also_notify.clone(),
+    );
     match config.source {
         ZoneSource::Primaries(primaries) => {
             let sources = primaries
                 .iter()
                 .map(|primary| Source {
                     primary: primary.clone(),
-                    connector: context
-                        .transports
-                        .connector(primary)
-                        .map_err(|error| error.to_string()),
+                    connector: context.transports.connector(primary).map_err(Arc::new),
                 })
                 .collect();
             let task = PrimaryTask {
-                context,
+                context: context.clone(),
                 sources,
                 handle,
                 meta,
                 downstream,
+                failure: RoundFailure::default(),
+                last_step: "soa",
             };
             Box::pin(task.run(cancel))
         }
-        ZoneSource::File(path) => Box::pin(run_file(context, path, handle, downstream, cancel)),
+        ZoneSource::File(path) => Box::pin(
+            FileZone {
+                path,
+                handle,
+                downstream,
+                metrics: context.metrics.clone(),
+                limits: ZoneLimits {
+                    records_max: context.limits.zone_records_max,
+                },
+                poll: context.file_poll,
+            }
+            .run(cancel),
+        ),
     }
 }
 
 /// One source of a zone and how to reach it.
-#[derive(Clone)]
 struct Source {
     primary: Primary,
     /// The connector, or why it could not be built (a TLS file that went missing).
-    connector: Result<Connector, String>,
+    connector: Result<Connector, Arc<TransportError>>,
+}
+
+impl Source {
+    fn label(&self) -> &'static str {
+        match &self.connector {
+            Ok(connector) => connector.label(),
+            Err(_) => "-",
+        }
+    }
 }
 
 struct PrimaryTask {
@@ -169,231 +128,227 @@ struct PrimaryTask {
     handle: Arc<ZoneHandle>,
     meta: ZoneMeta,
     downstream: Downstream,
+    /// The errors of the round in progress.
+    failure: RoundFailure,
+    /// `soa`, `ixfr` or `axfr`: what the last successful step was.
+    last_step: &'static str,
+}
+
+/// A version built from a transfer, with the differences it was made of (IXFR).
+struct NewVersion {
+    zone: Zone,
+    kind: &'static str,
+    diffs: Option<Vec<Diff>>,
 }
 
 impl PrimaryTask {
     async fn run(mut self, cancel: CancellationToken) {
-        let mut last = LastAttempt::None;
-        let mut failures: u32 = 0;
+        let clamps = self.context.clamps;
+        let current = self
+            .handle
+            .data()
+            .map(|zone| (zone.serial(), SoaTimers::from_soa(zone.soa(), &clamps)));
+        let mut machine = Refresh::new(
+            clamps,
+            self.sources.len(),
+            current,
+            self.meta.last_success.map(from_unix),
+            self.meta.expire_deadline.map(from_unix),
+            // Odd, so never the "no jitter" seed.
+            rand::random::<u64>() | 1,
+            SystemTime::now(),
+        );
+        let mut pending: VecDeque<Action> = VecDeque::new();
         loop {
+            while let Some(action) = pending.pop_front() {
+                // Boxed: a step's state exists only while it runs, so that an idle zone's task
+                // stays small (tens of thousands of zones wait at once).
+                let step = Box::pin(self.perform(action, &machine));
+                let event = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    event = step => event,
+                };
+                if let Some(event) = event {
+                    pending.extend(machine.handle(SystemTime::now(), event));
+                }
+            }
             let now = SystemTime::now();
-            let zone = self.handle.data();
-            let timers = zone
-                .as_ref()
-                .map(|z| SoaTimers::from_soa(z.soa(), &self.context.clamps));
-            let next = next_check(
-                timers,
-                self.meta.last_success.map(from_unix),
-                last,
-                &self.context.clamps,
-                rand::random::<f64>(),
-                now,
-            );
-            let deadline = self.meta.expire_deadline.map(from_unix);
-            self.check_expiry(now, deadline);
-            self.handle.status().next_refresh = Some(to_unix(next));
-            // Wake for the next check, a NOTIFY, or the expire deadline, whichever is first.
-            let wake = match deadline {
-                Some(deadline) if deadline > now && deadline < next => deadline,
-                _ => next,
-            };
+            self.handle.status().next_refresh = Some(to_unix(machine.next_check()));
+            // A check in progress always has an action pending, so the machine has a timer.
+            let wake = machine.poll_timeout().unwrap_or(now);
             let sleep = wake.duration_since(now).unwrap_or(Duration::ZERO);
-            let check = tokio::select! {
+            let event = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.handle.refresh_now.notified() => {
                     info!(zone = %self.handle.name, "NOTIFY received: checking the primaries now");
-                    true
+                    let notifier = self.handle.take_notifier();
+                    Event::Notify {
+                        source: self
+                            .sources
+                            .iter()
+                            .position(|source| Some(source.primary.address.ip()) == notifier),
+                    }
                 }
-                _ = tokio::time::sleep(sleep) => wake >= next,
+                _ = tokio::time::sleep(sleep) => Event::Timer,
             };
-            if !check {
-                continue;
+            pending.extend(machine.handle(SystemTime::now(), event));
+        }
+    }
+
+    /// Performs one action; returns the event it led to, if any.
+    async fn perform(&mut self, action: Action, machine: &Refresh) -> Option<Event> {
+        match action {
+            Action::QuerySoa { source } => Some(self.query_soa(source).await),
+            Action::Transfer { source, kind } => Some(self.transfer(source, kind, machine).await),
+            Action::Succeeded {
+                source,
+                expire_deadline,
+            } => {
+                self.succeeded(source, expire_deadline).await;
+                None
             }
-            let outcome = tokio::select! {
-                _ = cancel.cancelled() => return,
-                // Boxed: the transfer's state exists only while one runs, so that an idle
-                // zone's task stays small (tens of thousands of zones wait at once).
-                outcome = Box::pin(self.refresh()) => outcome,
-            };
-            let now = SystemTime::now();
-            match outcome {
-                Ok(()) => {
-                    failures = 0;
-                    last = LastAttempt::Succeeded(now);
-                }
-                Err(message) => {
-                    failures = failures.saturating_add(1);
-                    last = LastAttempt::Failed { at: now, failures };
-                    warn!(zone = %self.handle.name, error = %message, "refresh failed; the current version stays served");
-                }
+            Action::Failed { failures, retry_at } => {
+                self.failed(failures, retry_at).await;
+                None
+            }
+            Action::Expire => {
+                error!(zone = %self.handle.name, "zone expired: no successful refresh within EXPIRE; answering SERVFAIL");
+                self.handle.set_expired(true);
+                self.handle.status().state = ZoneState::Expired;
+                None
             }
         }
     }
 
-    fn check_expiry(&self, now: SystemTime, deadline: Option<SystemTime>) {
-        let expired =
-            deadline.is_some_and(|deadline| now >= deadline) && self.handle.data().is_some();
-        if expired && !self.handle.is_expired() {
-            error!(zone = %self.handle.name, "zone expired: no successful refresh within EXPIRE; answering SERVFAIL");
-            self.handle.status().state = ZoneState::Expired;
-        }
-        self.handle.set_expired(expired);
+    fn record(&mut self, source: usize, error: RefreshError) {
+        let (address, label) = (
+            self.sources[source].primary.address,
+            self.sources[source].label(),
+        );
+        self.failure.attempts.push((address, label, error));
     }
 
-    /// One refresh: every primary in order until one succeeds.
-    async fn refresh(&mut self) -> Result<(), String> {
-        let now = SystemTime::now();
+    async fn query_soa(&mut self, index: usize) -> Event {
         {
             let mut status = self.handle.status();
-            status.last_attempt = Some(to_unix(now));
+            status.last_attempt = Some(to_unix(SystemTime::now()));
             if self.handle.data().is_some() && !self.handle.is_expired() {
                 status.state = ZoneState::Refreshing;
             }
         }
-        let mut errors = Vec::new();
-        let mut sources = self.sources.clone();
-        if let Some(notifier) = self.handle.take_notifier() {
-            // Stable sort: the notifying source first, the others in configured order.
-            sources.sort_by_key(|source| source.primary.address.ip() != notifier);
-        }
-        for source in sources {
-            let label = match &source.connector {
-                Ok(connector) => connector.label(),
-                Err(_) => "-",
-            };
-            match self.refresh_from(&source).await {
-                Ok(()) => return Ok(()),
-                Err(error) => errors.push(format!("{} ({label}): {error}", source.primary.address)),
-            }
-        }
-        let message = errors.join("; ");
-        let has_data = self.handle.data().is_some();
-        {
-            let mut status = self.handle.status();
-            status.last_error = Some(message.clone());
-            status.state = match (has_data, self.handle.is_expired()) {
-                (false, _) => ZoneState::Failed,
-                (true, true) => ZoneState::Expired,
-                (true, false) => ZoneState::Retrying,
-            };
-        }
-        let attempt = to_unix(now);
-        let stored_error = message.clone();
-        self.update_meta(move |meta| {
-            meta.last_attempt = Some(attempt);
-            meta.last_error = Some(stored_error.clone());
-        })
-        .await;
-        Err(message)
-    }
-
-    async fn refresh_from(&mut self, source: &Source) -> Result<(), String> {
-        let primary = &source.primary;
-        let connector = source.connector.as_ref().map_err(Clone::clone)?;
-        let zone_name = self.handle.name.clone();
-        let key = primary.tsig_key.as_deref();
-        let limits = self.transfer_limits();
-        let current = self.handle.data();
-        let soa = match client::query_soa(
-            primary.address,
-            &zone_name,
-            key,
-            limits.query_timeout,
-            connector,
-        )
-        .await
-        {
-            Ok(soa) => soa,
+        let source = &self.sources[index];
+        let connector = match &source.connector {
+            Ok(connector) => connector,
             Err(error) => {
-                self.context.metrics.transfer("soa", false);
-                return Err(format!("SOA query: {error}"));
+                let error = RefreshError::Connector(error.clone());
+                self.record(index, error);
+                return Event::SoaFailed;
             }
         };
-        let serial = soa.serial;
-        let mut new_zone: Option<NewVersion> = None;
-        match &current {
-            Some(zone) if !serial::is_newer(serial, zone.serial()) => {
-                if serial != zone.serial() {
-                    warn!(zone = %zone_name, primary = %primary.address, primary_serial = serial, our_serial = zone.serial(), "primary's serial is not newer than ours; keeping ours");
-                }
-                self.context.metrics.transfer("soa", true);
-            }
-            Some(zone) => {
-                let request = Request::Ixfr {
-                    current: zone.serial(),
-                };
-                let result = client::transfer(
-                    primary.address,
-                    &zone_name,
-                    request,
-                    Some(zone.soa_record()),
-                    key,
-                    limits,
-                    connector,
-                )
-                .await;
-                let fallback = match result {
-                    Ok(outcome) => match self.build(Some(zone), outcome) {
-                        Ok(built) => {
-                            self.context.metrics.transfer(built.kind, true);
-                            new_zone = Some(built);
-                            false
-                        }
-                        Err(BuildError::Diff(error)) => {
-                            info!(zone = %zone_name, %error, "IXFR does not apply; falling back to AXFR");
-                            self.context.metrics.transfer("ixfr", false);
-                            true
-                        }
-                        Err(BuildError::Invalid(error)) => {
-                            self.context.metrics.transfer("ixfr", false);
-                            return Err(format!("IXFR: {error}"));
-                        }
-                    },
-                    Err(error) if error.wants_axfr() => {
-                        info!(zone = %zone_name, %error, "IXFR failed; falling back to AXFR");
-                        self.context.metrics.transfer("ixfr", false);
-                        true
-                    }
-                    Err(error) => {
-                        self.context.metrics.transfer("ixfr", false);
-                        return Err(format!("IXFR: {error}"));
-                    }
-                };
-                if fallback {
-                    new_zone = Some(self.axfr(primary, connector, limits).await?);
-                }
-            }
-            None => new_zone = Some(self.axfr(primary, connector, limits).await?),
-        }
-        self.commit(new_zone, primary.address.to_string(), soa.expire)
+        let answer = {
+            // A bound on SOA checks in flight: after an outage thousands of zones retry at once.
+            let _permit = self.context.soa_checks.acquire().await;
+            client::query_soa(
+                source.primary.address,
+                &self.handle.name,
+                source.primary.tsig_key.as_deref(),
+                self.context.limits.query_timeout,
+                connector,
+            )
             .await
+        };
+        match answer {
+            Ok(soa) => {
+                self.last_step = "soa";
+                Event::SoaAnswer {
+                    serial: soa.serial,
+                    source_expire: soa.expire,
+                }
+            }
+            Err(error) => {
+                self.context.metrics.transfer("soa", false);
+                self.record(index, RefreshError::Soa(error));
+                Event::SoaFailed
+            }
+        }
     }
 
-    async fn axfr(
-        &self,
-        primary: &Primary,
-        connector: &Connector,
-        limits: TransferLimits,
-    ) -> Result<NewVersion, String> {
-        let result = client::transfer(
-            primary.address,
-            &self.handle.name,
-            Request::Axfr,
-            None,
-            primary.tsig_key.as_deref(),
-            limits,
-            connector,
-        )
-        .await;
+    async fn transfer(&mut self, index: usize, kind: TransferKind, machine: &Refresh) -> Event {
+        let source = &self.sources[index];
+        let Ok(connector) = &source.connector else {
+            // Unreachable: an SOA query through the same connector came first.
+            return Event::TransferFailed { fallback: false };
+        };
         let current = self.handle.data();
-        let built = result
-            .map_err(|error: TransferError| error.to_string())
-            .and_then(|outcome| match self.build(current.as_ref(), outcome) {
-                Ok(built) => Ok(built),
-                Err(BuildError::Diff(error) | BuildError::Invalid(error)) => Err(error),
-            });
-        self.context.metrics.transfer("axfr", built.is_ok());
-        built.map_err(|error| format!("AXFR: {error}"))
+        let (request, label, our_soa) = match kind {
+            TransferKind::Ixfr { from } => (
+                Request::Ixfr { current: from },
+                "ixfr",
+                current.as_ref().map(|zone| zone.soa_record()),
+            ),
+            TransferKind::Axfr => (Request::Axfr, "axfr", None),
+        };
+        let result = {
+            // A bound on transfers in progress across all zones.
+            let _permit = self.context.transfers_in.acquire().await;
+            client::transfer(
+                source.primary.address,
+                &self.handle.name,
+                request,
+                our_soa,
+                source.primary.tsig_key.as_deref(),
+                self.transfer_limits(),
+                connector,
+            )
+            .await
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.context.metrics.transfer(label, false);
+                if label == "ixfr" && error.wants_axfr() {
+                    info!(zone = %self.handle.name, %error, "IXFR failed; falling back to AXFR");
+                    return Event::TransferFailed { fallback: true };
+                }
+                let error = match label {
+                    "ixfr" => RefreshError::Ixfr(error),
+                    _ => RefreshError::Axfr(error),
+                };
+                self.record(index, error);
+                return Event::TransferFailed { fallback: false };
+            }
+        };
+        let transfer = if label == "ixfr" { "IXFR" } else { "AXFR" };
+        let version = match self.build(current.as_ref(), outcome) {
+            Ok(version) => version,
+            Err(reason) => {
+                self.context.metrics.transfer(label, false);
+                let fallback = matches!(reason, Rejection::Diff(_) | Rejection::NoCurrentVersion);
+                if fallback && label == "ixfr" {
+                    info!(zone = %self.handle.name, %reason, "IXFR does not apply; falling back to AXFR");
+                    return Event::TransferFailed { fallback: true };
+                }
+                self.record(index, RefreshError::Rejected { transfer, reason });
+                return Event::TransferFailed { fallback: false };
+            }
+        };
+        let timers = SoaTimers::from_soa(version.zone.soa(), &self.context.clamps);
+        let now = SystemTime::now();
+        let deadline = machine.deadline_after_success(timers, machine.source_expire(), now);
+        let serial = version.zone.serial();
+        let kind = version.kind;
+        match self.commit(version, index, now, deadline).await {
+            Ok(()) => {
+                self.context.metrics.transfer(kind, true);
+                self.last_step = kind;
+                Event::Loaded { serial, timers }
+            }
+            Err(error) => {
+                self.context.metrics.transfer(kind, false);
+                self.record(index, error);
+                Event::TransferFailed { fallback: false }
+            }
+        }
     }
 
     /// Turns a transfer outcome into the next version. Anything that is not strictly newer
@@ -403,122 +358,125 @@ impl PrimaryTask {
         &self,
         current: Option<&Arc<Zone>>,
         outcome: Outcome,
-    ) -> Result<NewVersion, BuildError> {
+    ) -> Result<NewVersion, Rejection> {
         let limits = ZoneLimits {
             records_max: self.context.limits.zone_records_max,
         };
-        let (zone, kind, diffs) = match outcome {
-            Outcome::UpToDate { serial } => {
-                return Err(BuildError::Invalid(format!(
-                    "the primary answered \"up to date\" at serial {serial} after announcing a newer one"
-                )));
-            }
-            Outcome::Full { zone } => zone
-                .finish()
-                .map(|zone| (zone, "axfr", None))
-                .map_err(|error| BuildError::Invalid(error.to_string()))?,
+        let version = match outcome {
+            Outcome::UpToDate { serial } => return Err(Rejection::UpToDate(serial)),
+            Outcome::Full { zone } => NewVersion {
+                zone: zone.finish().map_err(Rejection::Invalid)?,
+                kind: "axfr",
+                diffs: None,
+            },
             Outcome::Incremental { diffs } => {
-                let Some(current) = current else {
-                    return Err(BuildError::Diff(
-                        "differences without a current version".into(),
-                    ));
-                };
-                current
-                    .apply(&diffs, limits)
-                    .map(|zone| (zone, "ixfr", Some(diffs)))
-                    .map_err(|error| BuildError::Diff(error.to_string()))?
+                let current = current.ok_or(Rejection::NoCurrentVersion)?;
+                NewVersion {
+                    zone: current.apply(&diffs, limits).map_err(Rejection::Diff)?,
+                    kind: "ixfr",
+                    diffs: Some(diffs),
+                }
             }
         };
         if let Some(current) = current
-            && !serial::is_newer(zone.serial(), current.serial())
+            && !serial::is_newer(version.zone.serial(), current.serial())
         {
-            return Err(BuildError::Invalid(format!(
-                "the transfer brought serial {}, which is not newer than ours ({})",
-                zone.serial(),
-                current.serial()
-            )));
+            return Err(Rejection::NotNewer {
+                received: version.zone.serial(),
+                ours: current.serial(),
+            });
         }
-        Ok(NewVersion { zone, kind, diffs })
+        Ok(version)
     }
 
-    /// Records a successful check; stores and publishes a new version if there is one.
+    /// Stores a new version with its metadata, then publishes it and journals it.
     async fn commit(
         &mut self,
-        new_zone: Option<NewVersion>,
-        source: String,
-        source_expire: Option<u32>,
-    ) -> Result<(), String> {
-        let now = SystemTime::now();
-        let zone_name = self.handle.name.clone();
-        let mut timers = match (&new_zone, self.handle.data()) {
-            (Some(new), _) => SoaTimers::from_soa(new.zone.soa(), &self.context.clamps),
-            (None, Some(zone)) => SoaTimers::from_soa(zone.soa(), &self.context.clamps),
-            (None, None) => return Err("no data after a successful check".into()),
-        };
-        // A source that is itself a secondary said how long its copy stays valid (RFC 7314):
-        // ours must not outlive it.
-        if let Some(seconds) = source_expire {
-            timers.expire = timers.expire.min(Duration::from_secs(u64::from(seconds)));
-        }
-        let deadline = expire_deadline(timers, now);
+        version: NewVersion,
+        index: usize,
+        now: SystemTime,
+        deadline: SystemTime,
+    ) -> Result<(), RefreshError> {
+        let source = self.sources[index].primary.address.to_string();
+        let zone = Arc::new(version.zone);
         let mut meta = self.meta.clone();
         meta.last_attempt = Some(to_unix(now));
         meta.last_success = Some(to_unix(now));
         meta.expire_deadline = Some(to_unix(deadline));
         meta.last_error = None;
-        let mut kind = None;
-        if let Some(NewVersion {
-            zone,
-            kind: transfer_kind,
-            diffs,
-        }) = new_zone
-        {
-            let zone = Arc::new(zone);
-            meta.serial = Some(zone.serial());
-            meta.source = Some(source.clone());
-            let store = self.context.store.clone();
-            let stored_meta = meta.clone();
-            let to_store = zone.clone();
-            let name = zone_name.clone();
-            let from_soa = self.handle.data().map(|old| old.soa_record());
-            tokio::task::spawn_blocking(move || match (diffs, from_soa) {
-                // A small change to a large zone writes only the change.
-                (Some(diffs), Some(from_soa)) => {
-                    store.save_diffs(&name, &stored_meta, &from_soa, &diffs, &to_store)
-                }
-                _ => store.save_version(&name, &stored_meta, &to_store),
-            })
-            .await
-            .map_err(|error| format!("store task failed: {error}"))?
-            .map_err(|error| format!("storing the new version: {error}"))?;
-            meta.records = zone.record_count() as u64;
-            info!(zone = %zone_name, serial = zone.serial(), records = zone.record_count(), transfer = transfer_kind, from = %source, "new version loaded");
-            let old = self.handle.data();
-            self.handle.publish(zone.clone());
-            self.downstream.new_version(&self.context, old, &zone).await;
-            kind = Some(transfer_kind);
-        } else {
-            let stored = meta.clone();
-            self.update_meta(move |m| {
-                m.last_attempt = stored.last_attempt;
-                m.last_success = stored.last_success;
-                m.expire_deadline = stored.expire_deadline;
-                m.last_error = None;
+        meta.serial = Some(zone.serial());
+        meta.source = Some(source.clone());
+        meta.records = zone.record_count() as u64;
+        let (store, stored_meta, to_store) =
+            (self.context.store.clone(), meta.clone(), zone.clone());
+        let name = self.handle.name.clone();
+        let from_soa = self.handle.data().map(|old| old.soa_record());
+        let diffs = version.diffs;
+        tokio::task::spawn_blocking(move || match (diffs, from_soa) {
+            // A small change to a large zone writes only the change.
+            (Some(diffs), Some(from_soa)) => {
+                store.save_diffs(&name, &stored_meta, &from_soa, &diffs, &to_store)
+            }
+            _ => store.save_version(&name, &stored_meta, &to_store),
+        })
+        .await
+        .map_err(|_| RefreshError::Task("store"))??;
+        self.meta = meta;
+        info!(zone = %self.handle.name, serial = zone.serial(), records = zone.record_count(), transfer = version.kind, from = %source, "new version loaded");
+        let old = self.handle.data();
+        self.handle.publish(zone.clone());
+        self.downstream.new_version(old, &zone).await;
+        let mut status = self.handle.status();
+        status.last_transfer = version.kind.to_string();
+        status.source = Some(source);
+        Ok(())
+    }
+
+    async fn succeeded(&mut self, index: usize, deadline: SystemTime) {
+        let now = SystemTime::now();
+        self.failure.attempts.clear();
+        if self.last_step == "soa" {
+            // Nothing new: only the check's times change.
+            self.context.metrics.transfer("soa", true);
+            let (attempt, deadline) = (Some(to_unix(now)), Some(to_unix(deadline)));
+            self.update_meta(move |meta| {
+                meta.last_attempt = attempt;
+                meta.last_success = attempt;
+                meta.expire_deadline = deadline;
+                meta.last_error = None;
             })
             .await;
         }
-        self.meta = meta;
+        let _ = index;
+        self.handle.set_expire_deadline(Some(to_unix(deadline)));
         self.handle.set_expired(false);
-        let mut status = self.handle.status();
-        status.state = ZoneState::Fresh;
-        status.last_success = Some(to_unix(now));
-        status.expire_deadline = Some(to_unix(deadline));
-        status.last_error = None;
-        if let Some(kind) = kind {
-            status.last_transfer = kind.to_string();
-            status.source = Some(source);
+        self.handle.status().succeed(to_unix(now));
+    }
+
+    async fn failed(&mut self, failures: u32, retry_at: SystemTime) {
+        let failure = std::mem::take(&mut self.failure);
+        let (kind, message) = (failure.kind(), failure.to_string());
+        self.context.metrics.refresh_failure(kind);
+        let retry_in = retry_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        warn!(zone = %self.handle.name, kind, failures, retry_in_s = retry_in.as_secs(), error = %message, "refresh failed; the current version stays served");
+        let has_data = self.handle.data().is_some();
+        {
+            let mut status = self.handle.status();
+            status.fail(kind, message.clone());
+            status.state = match (has_data, self.handle.is_expired()) {
+                (false, _) => ZoneState::Failed,
+                (true, true) => ZoneState::Expired,
+                (true, false) => ZoneState::Retrying,
+            };
         }
-        Ok(())
+        let attempt = Some(to_unix(SystemTime::now()));
+        self.update_meta(move |meta| {
+            meta.last_attempt = attempt;
+            meta.last_error = Some(message.clone());
+        })
+        .await;
     }
 
     async fn update_meta(&mut self, update: impl Fn(&mut ZoneMeta) + Send + 'static) {
@@ -541,123 +499,4 @@ impl PrimaryTask {
             query_timeout: self.context.limits.query_timeout,
         }
     }
-}
-
-/// A version built from a transfer, with the differences it was made of (IXFR).
-struct NewVersion {
-    zone: Zone,
-    kind: &'static str,
-    diffs: Option<Vec<Diff>>,
-}
-
-enum BuildError {
-    /// Differences do not apply: fall back to AXFR.
-    Diff(String),
-    /// The data is invalid.
-    Invalid(String),
-}
-
-/// Keeps a file zone loaded: reads the file at start and whenever its size or modification
-/// time changes.
-async fn run_file(
-    context: Context,
-    path: PathBuf,
-    handle: Arc<ZoneHandle>,
-    mut downstream: Downstream,
-    cancel: CancellationToken,
-) {
-    let mut seen: Option<(SystemTime, u64)> = None;
-    loop {
-        let stamp = std::fs::metadata(&path)
-            .ok()
-            .map(|m| (m.modified().unwrap_or(UNIX_EPOCH), m.len()));
-        if stamp.is_some() && stamp != seen {
-            seen = stamp;
-            // Boxed, like a transfer: only the idle loop stays in every zone's task.
-            Box::pin(load_file(&context, &path, &handle, &mut downstream)).await;
-        } else if stamp.is_none() && seen.is_some() {
-            seen = None;
-            let message = format!("cannot read {}", path.display());
-            warn!(zone = %handle.name, error = %message, "zone file disappeared; the current version stays served");
-            handle.status().last_error = Some(message);
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(context.file_poll) => {}
-        }
-    }
-}
-
-async fn load_file(
-    context: &Context,
-    path: &Path,
-    handle: &Arc<ZoneHandle>,
-    downstream: &mut Downstream,
-) {
-    let now = SystemTime::now();
-    handle.status().last_attempt = Some(to_unix(now));
-    let name = handle.name.clone();
-    let file = path.to_path_buf();
-    let limits = ZoneLimits {
-        records_max: context.limits.zone_records_max,
-    };
-    let parsed = tokio::task::spawn_blocking(move || parse_zone_file(&file, &name, limits))
-        .await
-        .unwrap_or_else(|error| Err(format!("parser task failed: {error}")));
-    let result = match parsed {
-        Ok(zone) => {
-            let zone = Arc::new(zone);
-            if let Some(old) = handle.data()
-                && old.serial() == zone.serial()
-                && old.records().eq(zone.records())
-            {
-                // Nothing changed since the last load.
-                let mut status = handle.status();
-                status.state = ZoneState::Fresh;
-                status.last_success = Some(to_unix(now));
-                status.last_error = None;
-                return;
-            }
-            if let Some(old) = handle.data()
-                && !serial::is_newer(zone.serial(), old.serial())
-            {
-                warn!(zone = %handle.name, old_serial = old.serial(), new_serial = zone.serial(), "zone file changed without a newer serial; loading it anyway");
-            }
-            // The file is the zone's durable copy: it is read again at every start, so it is
-            // not copied into the store (thousands of file zones load without a write each).
-            Ok(zone)
-        }
-        Err(error) => Err(error),
-    };
-    context.metrics.transfer("file", result.is_ok());
-    match result {
-        Ok(zone) => {
-            info!(zone = %handle.name, serial = zone.serial(), records = zone.record_count(), file = %path.display(), "zone file loaded");
-            let old = handle.data();
-            handle.publish(zone.clone());
-            downstream.new_version(context, old, &zone).await;
-            let mut status = handle.status();
-            status.state = ZoneState::Fresh;
-            status.source = Some(format!("file:{}", path.display()));
-            status.last_success = Some(to_unix(now));
-            status.last_error = None;
-            status.last_transfer = "file".into();
-        }
-        Err(error) => {
-            warn!(zone = %handle.name, %error, "zone file rejected; the current version stays served");
-            let has_data = handle.data().is_some();
-            let mut status = handle.status();
-            status.last_error = Some(error);
-            if !has_data {
-                status.state = ZoneState::Failed;
-            }
-        }
-    }
-}
-
-/// Reads and validates an RFC 1035 master file.
-pub fn parse_zone_file(path: &Path, origin: &Name, limits: ZoneLimits) -> Result<Zone, String> {
-    let records = zonefile::read(path, origin).map_err(|error| error.to_string())?;
-    Zone::from_records(origin, records, limits)
-        .map_err(|error| format!("{}: {error}", path.display()))
 }

@@ -94,7 +94,7 @@ impl Zone {
                 } else if node.remove(record.rtype, &record.rdata) {
                     zone.record_count -= 1;
                 } else {
-                    let owner = name_from_wire(&node.name).unwrap_or_else(|_| Name::root());
+                    let owner = name_from_wire(&node.name).unwrap_or_else(Name::root);
                     let rtype = RecordType::from(record.rtype);
                     let data = decode_rdata(rtype, &record.rdata)
                         .map(|d| d.to_string())

@@ -112,7 +112,7 @@ impl Node {
 
     /// The owner name (decoded; slow path).
     pub fn name(&self) -> Name {
-        name_from_wire(self.name_wire()).unwrap_or_else(|_| Name::root())
+        name_from_wire(self.name_wire()).unwrap_or_else(Name::root)
     }
 
     /// The RRsets, ordered by type code.
