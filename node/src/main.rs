@@ -1,4 +1,5 @@
-//! The `zonecast` command: `run` a node, `check-config` a file, show a node's `status`.
+//! The `zonecast` command: `run` a node, `check-config` a file, show a node's `status`, make a
+//! running node `reload` its configuration, and `cert` tools.
 //!
 //! Only argument handling and output live here; the node itself is `zonecast::app`.
 
@@ -43,6 +44,13 @@ enum Command {
         /// Print the raw JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Make a running node re-read its configuration file (as SIGHUP does) and print what
+    /// changed, or every problem found (the node then keeps its previous configuration).
+    Reload {
+        /// The node's status URL.
+        #[arg(long, default_value = "http://127.0.0.1:8053")]
+        url: String,
     },
     /// Make and inspect certificates for encrypted transfers and the cluster.
     Cert {
@@ -92,6 +100,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::CheckConfig { config } => check_config(config),
         Command::Status { url, json } => status(&url, json),
+        Command::Reload { url } => reload(&url),
         Command::Cert { command } => cert(command),
     }
 }
@@ -188,6 +197,32 @@ fn status(url: &str, json: bool) -> ExitCode {
     };
     let _ = write!(out, "{}", zonecast::ops::render::status_table(&report));
     ExitCode::SUCCESS
+}
+
+fn reload(url: &str) -> ExitCode {
+    let endpoint = format!("{}/reload", url.trim_end_matches('/'));
+    // Reading a large configuration and applying it can take a while at 100k zones.
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build();
+    match agent.post(&endpoint).call() {
+        Ok(response) => {
+            let body = response.into_string().unwrap_or_default();
+            let _ = write!(std::io::stdout().lock(), "reloaded: {body}");
+            ExitCode::SUCCESS
+        }
+        Err(ureq::Error::Status(code, response)) => {
+            let body = response.into_string().unwrap_or_default();
+            eprintln!(
+                "zonecast: reload refused (HTTP {code}); the node keeps its configuration:\n{body}"
+            );
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("zonecast: cannot reach {endpoint}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn cert(command: CertCommand) -> ExitCode {

@@ -52,6 +52,33 @@ pub struct NotifyLabels {
     pub outcome: String,
 }
 
+/// What became of a NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// Accepted: the zone's task was woken.
+    Accepted,
+    /// Refused: not ours, not allowed, or malformed.
+    Refused,
+    /// Refused for a missing or bad signature.
+    BadTsig,
+}
+
+impl NotifyOutcome {
+    const ALL: [NotifyOutcome; 3] = [
+        NotifyOutcome::Accepted,
+        NotifyOutcome::Refused,
+        NotifyOutcome::BadTsig,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            NotifyOutcome::Accepted => "accepted",
+            NotifyOutcome::Refused => "refused",
+            NotifyOutcome::BadTsig => "bad_tsig",
+        }
+    }
+}
+
 /// All metrics of a node.
 pub struct Metrics {
     /// The registry the status endpoint encodes.
@@ -75,6 +102,9 @@ pub struct Metrics {
     /// The query counters of the 4-bit response codes by type slot, resolved once so that
     /// counting a query is one atomic add (no label strings, no map lookup).
     query_counters: Vec<OnceLock<Counter>>,
+    /// The NOTIFY counters by outcome, resolved once: NOTIFY is counted on the UDP workers,
+    /// which must not take the family's lock.
+    notify_counters: [Counter; 3],
 }
 
 /// Query types counted under their own label; others count as `OTHER`.
@@ -186,6 +216,13 @@ impl Metrics {
             "1 when the zone is expired and answered SERVFAIL",
             zone_expired.clone(),
         );
+        let notify_counters = NotifyOutcome::ALL.map(|outcome| {
+            notifies
+                .get_or_create(&NotifyLabels {
+                    outcome: outcome.label().to_string(),
+                })
+                .clone()
+        });
         Metrics {
             registry,
             queries,
@@ -197,6 +234,7 @@ impl Metrics {
             zone_seconds_since_refresh,
             zone_expired,
             query_counters: (0..16 * TYPE_SLOTS).map(|_| OnceLock::new()).collect(),
+            notify_counters,
         }
     }
 
@@ -214,6 +252,15 @@ impl Metrics {
                 .inc(),
             None => self.queries.get_or_create(&labels()).inc(),
         };
+    }
+
+    /// Counts one NOTIFY received: one atomic add.
+    pub fn count_notify(&self, outcome: NotifyOutcome) {
+        let index = NotifyOutcome::ALL
+            .iter()
+            .position(|known| *known == outcome)
+            .unwrap_or(0);
+        self.notify_counters[index].inc();
     }
 
     /// Counts one refresh outcome.

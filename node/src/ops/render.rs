@@ -131,7 +131,11 @@ pub fn status_table(report: &StatusReport) -> String {
             relative(report.now, zone.last_success),
             relative(report.now, zone.next_refresh),
             relative(report.now, zone.expire_deadline),
-            zone.last_error.clone().unwrap_or_else(|| "-".into()),
+            match (&zone.last_error_kind, &zone.last_error) {
+                (Some(kind), Some(error)) => format!("[{kind}] {error}"),
+                (None, Some(error)) => error.clone(),
+                (_, None) => "-".into(),
+            },
         ]);
     }
     let mut widths = [0usize; 9];
@@ -156,6 +160,19 @@ pub fn status_table(report: &StatusReport) -> String {
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    if let Some(reload) = &report.reload {
+        let outcome = if reload.ok {
+            "applied"
+        } else {
+            "FAILED, the previous configuration stays in force"
+        };
+        let _ = writeln!(
+            out,
+            "\nlast reload {}: {outcome}: {}",
+            relative(report.now, Some(reload.at)),
+            reload.message
+        );
     }
     out
 }
@@ -187,7 +204,7 @@ fn relative(now: u64, time: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::status::ZoneReport;
+    use crate::ops::status::{ReloadReport, ZoneReport};
 
     #[test]
     fn summarises_a_config() {
@@ -240,5 +257,37 @@ mod tests {
         assert!(lines[1].contains("example.test."));
         assert!(lines[1].contains("10s ago"));
         assert!(lines[1].contains("in 5m"));
+    }
+
+    #[test]
+    fn shows_the_error_kind_and_a_failed_reload() {
+        let report = StatusReport {
+            now: 1000,
+            reload: Some(ReloadReport {
+                at: 995,
+                ok: false,
+                message: "zone[1].name: not a domain name".into(),
+            }),
+            zones: vec![ZoneReport {
+                name: "example.test.".into(),
+                state: "retrying".into(),
+                serial: Some(7),
+                source: None,
+                records: 12,
+                last_attempt: Some(990),
+                last_success: Some(900),
+                next_refresh: Some(1300),
+                expire_deadline: None,
+                last_error: Some("192.0.2.1:53 (tcp): SOA query: timed out".into()),
+                last_error_kind: Some("timeout".into()),
+                last_transfer: "axfr".into(),
+            }],
+        };
+        let table = status_table(&report);
+        assert!(table.contains("[timeout] 192.0.2.1:53"), "{table}");
+        assert!(
+            table.contains("last reload 5s ago: FAILED") && table.contains("not a domain name"),
+            "{table}"
+        );
     }
 }

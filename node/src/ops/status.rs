@@ -305,3 +305,41 @@ async fn reload(State(state): State<StatusState>) -> Response {
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ZoneConfig, ZoneSource};
+    use crate::dns::zone::Zone;
+    use crate::dns::zone::tests::{LIMITS, base_records, name};
+
+    #[test]
+    fn healthy_only_when_every_zone_is_loaded_and_fresh() {
+        let config = ZoneConfig {
+            name: name("example.test."),
+            source: ZoneSource::File("/nonexistent.zone".into()),
+            notify_allow: Vec::new(),
+            allow_transfer: Default::default(),
+            also_notify: Vec::new(),
+        };
+        let zones = ZoneSet::new(&[config]);
+        let report = health(&zones, false);
+        assert_eq!((report.status.as_str(), report.loading), ("unhealthy", 1));
+        assert_eq!(report.reasons, ["example.test.: not loaded yet"]);
+        let handle = zones.get(&name("example.test.")).expect("zone");
+        let zone =
+            Zone::from_records(&name("example.test."), base_records(), LIMITS).expect("valid");
+        handle.publish(Arc::new(zone));
+        assert_eq!(health_status(&zones, false), "ok");
+        handle.set_expired(true);
+        let report = health(&zones, false);
+        assert_eq!((report.status.as_str(), report.expired), ("unhealthy", 1));
+        handle.set_expired(false);
+        assert_eq!(health_status(&zones, true), "stopping");
+        assert_eq!(health_status(&ZoneSet::new(&[]), false), "ok");
+    }
+
+    fn health_status(zones: &ZoneSet, stopping: bool) -> String {
+        health(zones, stopping).status
+    }
+}

@@ -10,7 +10,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use tracing::{info, warn};
 
 use crate::dns::tsig;
-use crate::metrics::{Metrics, NotifyLabels};
+use crate::metrics::{Metrics, NotifyOutcome};
 use crate::serve::request::{Signer, base_response};
 use crate::store::zoneset::ZoneSet;
 
@@ -25,33 +25,26 @@ pub(super) fn handle(
     source: IpAddr,
     now: u64,
 ) -> (Message, Option<Signer>) {
-    let outcome = |label: &str| {
-        metrics
-            .notifies
-            .get_or_create(&NotifyLabels {
-                outcome: label.to_string(),
-            })
-            .inc();
-    };
+    let outcome = |outcome: NotifyOutcome| metrics.count_notify(outcome);
     let Some(query) = request
         .queries
         .first()
         .filter(|_| request.queries.len() == 1)
     else {
-        outcome("refused");
+        outcome(NotifyOutcome::Refused);
         return (base_response(request, ResponseCode::FormErr), None);
     };
     if query.query_type != RecordType::SOA || query.query_class != DNSClass::IN {
-        outcome("refused");
+        outcome(NotifyOutcome::Refused);
         return (base_response(request, ResponseCode::FormErr), None);
     }
     let Some(handle) = zones.get(&query.name) else {
-        outcome("refused");
+        outcome(NotifyOutcome::Refused);
         warn!(zone = %query.name, %source, "NOTIFY for a zone we do not serve; refused");
         return (base_response(request, ResponseCode::NotAuth), None);
     };
     if !handle.policy().notify_allow.contains(&source) {
-        outcome("refused");
+        outcome(NotifyOutcome::Refused);
         warn!(zone = %handle.name, %source, "NOTIFY from an address not allowed for this zone; refused");
         return (base_response(request, ResponseCode::Refused), None);
     }
@@ -66,18 +59,18 @@ pub(super) fn handle(
         match verified {
             Ok(Some((_, mac))) => signer = Some((key.clone(), mac)),
             Ok(None) => {
-                outcome("bad_tsig");
+                outcome(NotifyOutcome::BadTsig);
                 warn!(zone = %handle.name, %source, "unsigned NOTIFY where a TSIG key is configured; refused");
                 return (base_response(request, ResponseCode::NotAuth), None);
             }
             Err(error) => {
-                outcome("bad_tsig");
+                outcome(NotifyOutcome::BadTsig);
                 warn!(zone = %handle.name, %source, %error, "NOTIFY failed TSIG verification; refused");
                 return (base_response(request, ResponseCode::NotAuth), None);
             }
         }
     }
-    outcome("accepted");
+    outcome(NotifyOutcome::Accepted);
     info!(zone = %handle.name, %source, "NOTIFY accepted");
     handle.notify(source);
     let mut answer = base_response(request, ResponseCode::NoError);

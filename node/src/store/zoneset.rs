@@ -126,7 +126,7 @@ pub struct ZoneHandle {
     pub refresh_now: Notify,
     /// The address of the last accepted NOTIFY, asked first by the next refresh (as BIND and
     /// Knot do): it has the new serial, while other primaries may still lag.
-    notified_by: Mutex<Option<IpAddr>>,
+    notified_by: ArcSwapOption<IpAddr>,
     data: ArcSwapOption<Zone>,
     expired: AtomicBool,
     /// When this copy expires unless refreshed, UNIX seconds ([`NO_DEADLINE`]: none yet).
@@ -141,7 +141,7 @@ impl ZoneHandle {
             name: config.name.clone(),
             policy: ArcSwap::from_pointee(ZonePolicy::of(config)),
             refresh_now: Notify::new(),
-            notified_by: Mutex::new(None),
+            notified_by: ArcSwapOption::empty(),
             data: ArcSwapOption::empty(),
             expired: AtomicBool::new(false),
             expire_deadline: AtomicU64::new(NO_DEADLINE),
@@ -173,21 +173,16 @@ impl ZoneHandle {
         self.policy.load().from_file
     }
 
-    /// Records an accepted NOTIFY from `source` and wakes the refresh task.
+    /// Records an accepted NOTIFY from `source` and wakes the refresh task. Lock-free:
+    /// NOTIFY arrives on the UDP workers.
     pub fn notify(&self, source: IpAddr) {
-        *self
-            .notified_by
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(source);
+        self.notified_by.store(Some(Arc::new(source)));
         self.refresh_now.notify_one();
     }
 
     /// Takes the address of the last accepted NOTIFY, if one is pending.
     pub fn take_notifier(&self) -> Option<IpAddr> {
-        self.notified_by
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+        self.notified_by.swap(None).map(|source| *source)
     }
 
     /// The data to answer from, or None when the zone must be answered with SERVFAIL (never
@@ -365,5 +360,74 @@ impl ZoneSet {
             index.order.push(handle);
         }
         self.index.store(Arc::new(index));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::zone::tests::{LIMITS, base_records, name};
+
+    fn file_zone(apex: &str) -> ZoneConfig {
+        ZoneConfig {
+            name: name(apex),
+            source: ZoneSource::File("/nonexistent.zone".into()),
+            notify_allow: Vec::new(),
+            allow_transfer: TransferAcl::default(),
+            also_notify: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn zones_come_and_go_atomically() {
+        let set = ZoneSet::new(&[file_zone("example.test.")]);
+        let www = NameKey::new(&name("www.example.test."));
+        let before = set.load();
+        assert!(before.find_key(www.as_bytes()).is_some());
+        set.change(
+            vec![Arc::new(ZoneHandle::new(&file_zone("sub.example.test.")))],
+            &[],
+        );
+        let deep = NameKey::new(&name("a.sub.example.test."));
+        let (_, found) = set
+            .load()
+            .find_key(deep.as_bytes())
+            .map(|(l, h)| (l, h.clone()))
+            .expect("found");
+        assert_eq!(
+            found.name,
+            name("sub.example.test."),
+            "the most specific zone wins"
+        );
+        set.change(Vec::new(), &[name("EXAMPLE.test")]);
+        assert!(
+            set.load().find_key(www.as_bytes()).is_none(),
+            "removed: REFUSED"
+        );
+        assert_eq!(set.snapshot().len(), 1);
+        // A reader holding the old index still sees the old set.
+        assert!(before.find_key(www.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn expire_deadline_and_notifier_need_no_lock() {
+        let handle = ZoneHandle::new(&ZoneConfig {
+            source: ZoneSource::Primaries(Vec::new()),
+            ..file_zone("example.test.")
+        });
+        let zone =
+            Zone::from_records(&name("example.test."), base_records(), LIMITS).expect("valid");
+        handle.publish(Arc::new(zone));
+        assert_eq!(handle.expire_remaining(100), None, "no deadline yet");
+        handle.set_expire_deadline(Some(1_000));
+        assert_eq!(handle.expire_remaining(100), Some(900));
+        handle.set_expired(true);
+        assert_eq!(handle.expire_remaining(100), None, "expired: not servable");
+        handle.notify("192.0.2.1".parse().expect("ip"));
+        assert_eq!(
+            handle.take_notifier(),
+            Some("192.0.2.1".parse().expect("ip"))
+        );
+        assert_eq!(handle.take_notifier(), None);
     }
 }
