@@ -33,7 +33,7 @@ use crate::serve::stream::StreamContext;
 use crate::serve::{Listeners, ServerTls};
 use crate::store::zoneset::{ZoneSet, ZoneState};
 use crate::store::{JournalLimits, Store, ZoneMeta};
-use crate::xfr::connect::Transports;
+use crate::xfr::connect::Connectors;
 use crate::xfr::file;
 use crate::xfr::supervisor::{self, Reload, Supervisor};
 use crate::xfr::task::Context;
@@ -59,8 +59,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let metas = load_stored(&store, &zones, &config)?;
     let metrics = Arc::new(Metrics::new());
 
-    let transports = Arc::new(Transports::new(&config).context("loading the TLS material")?);
-    let (identity, ca) = transports.server_material();
+    let connectors = Arc::new(Connectors::new(&config).context("loading the TLS material")?);
+    let (identity, ca) = connectors.server_material();
     let listeners = Listeners::bind(&config.server, ServerTls { identity, ca }).await?;
     let status_listener = status::bind(config.status.listen).await?;
 
@@ -100,11 +100,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     ));
 
     let zones_token = root.child_token();
-    let mut supervisor = Supervisor::new(
-        zone_context(&config, &store, &metrics, transports),
-        zones.clone(),
-        zones_token.clone(),
-    );
+    let context = zone_context(&config, &store, &metrics, connectors);
+    let mut supervisor = Supervisor::new(context.clone(), zones.clone(), zones_token.clone());
     for (zone_config, meta) in config.zones.iter().zip(metas) {
         supervisor.start(zone_config.clone(), meta);
     }
@@ -116,8 +113,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let mut node = Node {
         config,
         config_path,
-        store: store.clone(),
-        metrics,
+        context,
         responder,
         reloads,
         report: reload_report,
@@ -194,8 +190,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
 struct Node {
     config: Config,
     config_path: PathBuf,
-    store: Store,
-    metrics: Arc<Metrics>,
+    /// The zone tasks' context now: kept across reloads that do not change it, so that the
+    /// caps on transfers and SOA checks stay one set of permits and QUIC connections stay open.
+    context: Context,
     responder: Arc<Responder>,
     reloads: mpsc::Sender<Reload>,
     report: Arc<Mutex<Option<ReloadReport>>>,
@@ -231,15 +228,26 @@ impl Node {
             .map_err(|error| format!("the config reader failed: {error}"))?
             .map_err(|error: ConfigError| error.to_string())?;
         let mut notes = restart_only_changes(&self.config, &config);
-        let transports = Arc::new(
-            Transports::new(&config)
-                .map_err(|error| format!("loading the TLS material: {error}"))?,
-        );
         let context_changed = self.config.timers != config.timers
             || self.config.limits != config.limits
             || self.config.transfer != config.transfer
             || self.config.tls != config.tls;
-        let context = zone_context(&config, &self.store, &self.metrics, transports);
+        let context = if context_changed {
+            let connectors = Connectors::new(&config)
+                .map_err(|error| format!("loading the TLS material: {error}"))?;
+            zone_context(
+                &config,
+                &self.context.store,
+                &self.context.metrics,
+                Arc::new(connectors),
+            )
+        } else {
+            Context {
+                file_poll: file_poll(&config),
+                ..self.context.clone()
+            }
+        };
+        let context_now = context.clone();
         let (reply, summary) = oneshot::channel();
         self.reloads
             .send(Reload {
@@ -257,6 +265,7 @@ impl Node {
             .keys
             .store(Arc::new(config.tsig_keys.clone()));
         self.config = config;
+        self.context = context_now;
         let names = |names: &[hickory_proto::rr::Name]| {
             names
                 .iter()
@@ -310,6 +319,18 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         old.server.edns_payload_max != new.server.edns_payload_max,
         "server.edns_payload_max",
     );
+    check(
+        old.server.tcp_connections_max != new.server.tcp_connections_max,
+        "server.tcp_connections_max",
+    );
+    check(
+        old.server.tcp_idle_timeout != new.server.tcp_idle_timeout,
+        "server.tcp_idle_timeout",
+    );
+    check(
+        old.server.xot_require_client_cert != new.server.xot_require_client_cert,
+        "server.xot_require_client_cert",
+    );
     check(old.status.listen != new.status.listen, "status.listen");
     notes
 }
@@ -319,21 +340,15 @@ fn zone_context(
     config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
-    transports: Arc<Transports>,
+    connectors: Arc<Connectors>,
 ) -> Context {
     Context {
         store: store.clone(),
         metrics: metrics.clone(),
         clamps: config.timers,
         limits: config.limits,
-        transports,
-        file_poll: file::poll_interval(
-            config
-                .zones
-                .iter()
-                .filter(|zone| matches!(zone.source, ZoneSource::File(_)))
-                .count(),
-        ),
+        connectors,
+        file_poll: file_poll(config),
         journal: JournalLimits {
             diffs_max: config.transfer.journal_diffs_max,
             bytes_max: config.transfer.journal_bytes_max,
@@ -341,6 +356,17 @@ fn zone_context(
         transfers_in: Arc::new(Semaphore::new(config.transfer.transfers_in_max)),
         soa_checks: Arc::new(Semaphore::new(config.transfer.soa_checks_max)),
     }
+}
+
+/// How often each zone file is checked, for the file zones of `config`.
+fn file_poll(config: &Config) -> Duration {
+    file::poll_interval(
+        config
+            .zones
+            .iter()
+            .filter(|zone| matches!(zone.source, ZoneSource::File(_)))
+            .count(),
+    )
 }
 
 /// Loads every configured zone's stored version into memory; returns each zone's metadata in

@@ -255,12 +255,12 @@ pub struct Primary {
     /// The key that signs requests to it and must sign its answers.
     pub tsig_key: Option<Arc<TsigKey>>,
     /// How transfers from it travel.
-    pub transport: SourceTransport,
+    pub transport: SourceProtocol,
 }
 
 /// How a zone's source is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceTransport {
+pub enum SourceProtocol {
     /// Plain TCP (and UDP for SOA queries).
     Tcp,
     /// XFR-over-TLS (RFC 9103); never falls back to cleartext.
@@ -998,7 +998,7 @@ impl Checker {
                         "tls_* settings need transport = \"tls\"",
                     );
                 }
-                SourceTransport::Tcp
+                SourceProtocol::Tcp
             }
             RawTransport::Tls => {
                 let trust = match (&raw.tls_ca, raw.tls_pin.is_empty(), raw.tls_opportunistic) {
@@ -1032,7 +1032,7 @@ impl Checker {
                         "needs this node's certificate in [tls]",
                     );
                 }
-                SourceTransport::Tls {
+                SourceProtocol::Tls {
                     name: name?,
                     trust: trust?,
                     client_certificate: raw.tls_client_certificate,
@@ -1040,7 +1040,7 @@ impl Checker {
             }
         };
         let default_port = match transport {
-            SourceTransport::Tcp => DNS_PORT,
+            SourceProtocol::Tcp => DNS_PORT,
             _ => XFR_TLS_PORT,
         };
         let address = self.socket_addr(
@@ -1074,7 +1074,7 @@ impl Checker {
         Some(Primary {
             address,
             tsig_key,
-            transport: SourceTransport::Quic {
+            transport: SourceProtocol::Quic {
                 name: raw.name.clone(),
             },
         })
@@ -1360,7 +1360,7 @@ mod tests {
         };
         assert_eq!(sources.len(), 2);
         assert_eq!(sources[0].address.port(), 853);
-        assert!(matches!(sources[1].transport, SourceTransport::Quic { .. }));
+        assert!(matches!(sources[1].transport, SourceProtocol::Quic { .. }));
 
         let bad = r#"
             [node]

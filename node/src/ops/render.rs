@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, SourceTransport, TlsTrust, TransferAcl, ZoneSource};
+use crate::config::{Config, SourceProtocol, TlsTrust, TransferAcl, ZoneSource};
 use crate::ops::status::StatusReport;
 
 /// What a valid configuration will do, one line per listener and zone.
@@ -56,8 +56,8 @@ pub fn config_summary(config: &Config) -> String {
                     .iter()
                     .map(|primary| {
                         let transport = match &primary.transport {
-                            SourceTransport::Tcp => "TCP".to_string(),
-                            SourceTransport::Tls { name, trust, .. } => {
+                            SourceProtocol::Tcp => "TCP".to_string(),
+                            SourceProtocol::Tls { name, trust, .. } => {
                                 let trust = match trust {
                                     TlsTrust::Ca(path) => format!("CA {}", path.display()),
                                     TlsTrust::Pin(_) => "SPKI pin".to_string(),
@@ -65,7 +65,7 @@ pub fn config_summary(config: &Config) -> String {
                                 };
                                 format!("TLS {name}, {trust}")
                             }
-                            SourceTransport::Quic { name } => format!("QUIC peer {name}"),
+                            SourceProtocol::Quic { name } => format!("QUIC peer {name}"),
                         };
                         match &primary.tsig_key {
                             Some(key) => {

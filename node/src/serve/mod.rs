@@ -161,14 +161,6 @@ impl Listeners {
         Ok(listeners)
     }
 
-    /// The addresses the UDP and TCP listeners are bound to (one per configured address).
-    pub fn local_addresses(&self) -> Vec<SocketAddr> {
-        self.tcp
-            .iter()
-            .filter_map(|(listener, _)| listener.local_addr().ok())
-            .collect()
-    }
-
     /// Serves until `cancel` fires, then waits for every listener and connection to stop.
     pub async fn serve(
         self,

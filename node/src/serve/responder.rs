@@ -434,7 +434,7 @@ mod tests {
             source: ZoneSource::Primaries(vec![Primary {
                 address: SocketAddr::new(PRIMARY.parse().expect("ip"), 53),
                 tsig_key: None,
-                transport: crate::config::SourceTransport::Tcp,
+                transport: crate::config::SourceProtocol::Tcp,
             }]),
             notify_allow: vec![PRIMARY.parse().expect("ip")],
             allow_transfer: Default::default(),

@@ -17,7 +17,7 @@ use tracing::info;
 use crate::clock::unix_now;
 use crate::dns::tsig::{self, StreamVerifier, TsigError, TsigKey};
 use crate::dns::zone::ZoneError;
-use crate::xfr::connect::{Connector, DnsStream, TransportError};
+use crate::xfr::connect::{ConnectError, Connector, DnsStream};
 use crate::xfr::framing::{read_framed, write_framed};
 use crate::xfr::interpreter::{Interpreter, Outcome, Request, XfrError};
 
@@ -49,7 +49,7 @@ pub enum TransferError {
     Stream(#[from] XfrError),
     /// The connection could not be opened (TCP, TLS handshake, QUIC).
     #[error("{0}")]
-    Transport(#[from] TransportError),
+    Transport(#[from] ConnectError),
     /// Our own request could not be encoded: our fault, not the primary's.
     #[error("cannot encode our own request: {0}")]
     Encode(String),

@@ -1,4 +1,4 @@
-//! Transports for zone transfers: connecting to a source over TCP, TLS (XoT, RFC 9103) or QUIC
+//! Connectors for zone transfers: connecting to a source over TCP, TLS (XoT, RFC 9103) or QUIC
 //! (XoQ, RFC 9250), with the TLS material built once from `[tls]`.
 //!
 //! Owns connections and handshakes only: framing is `wire`, the meaning of streams is `xfr`,
@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Config, Primary, SourceTransport, TlsTrust};
+use crate::config::{Config, Primary, SourceProtocol, TlsTrust};
 use crate::tls::{self, Identity, ServerTrust};
 
 /// A byte stream a DNS exchange runs over.
@@ -24,7 +24,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> DnsStream for T {}
 
 /// Why a connection could not be opened or set up.
 #[derive(Debug, thiserror::Error)]
-pub enum TransportError {
+pub enum ConnectError {
     /// The TCP connection failed.
     #[error("connecting over TCP: {0}")]
     Tcp(std::io::Error),
@@ -42,27 +42,27 @@ pub enum TransportError {
     NoIdentity(&'static str),
 }
 
-impl TransportError {
+impl ConnectError {
     /// A short, stable name of the cause, for status and as a metrics label.
     pub fn kind(&self) -> &'static str {
         match self {
-            TransportError::Tcp(_) => "network",
-            TransportError::Tls(_) | TransportError::Quic(_) => "tls",
-            TransportError::Certificates(_) | TransportError::NoIdentity(_) => "config",
+            ConnectError::Tcp(_) => "network",
+            ConnectError::Tls(_) | ConnectError::Quic(_) => "tls",
+            ConnectError::Certificates(_) | ConnectError::NoIdentity(_) => "config",
         }
     }
 }
 
 /// TLS material shared by every connector.
-pub struct Transports {
+pub struct Connectors {
     identity: Option<Identity>,
     cluster_ca: Option<RootCertStore>,
     quic: Mutex<Option<Arc<QuicClient>>>,
 }
 
-impl Transports {
+impl Connectors {
     /// Loads `[tls]` (already checked by the config).
-    pub fn new(config: &Config) -> Result<Transports, TransportError> {
+    pub fn new(config: &Config) -> Result<Connectors, ConnectError> {
         let (identity, cluster_ca) = match &config.tls {
             Some(tls) => (
                 Some(tls::load_identity(&tls.certificate, &tls.private_key)?),
@@ -70,7 +70,7 @@ impl Transports {
             ),
             None => (None, None),
         };
-        Ok(Transports {
+        Ok(Connectors {
             identity,
             cluster_ca,
             quic: Mutex::new(None),
@@ -83,10 +83,10 @@ impl Transports {
     }
 
     /// The connector for one source.
-    pub fn connector(&self, source: &Primary) -> Result<Connector, TransportError> {
+    pub fn connector(&self, source: &Primary) -> Result<Connector, ConnectError> {
         match &source.transport {
-            SourceTransport::Tcp => Ok(Connector::Tcp),
-            SourceTransport::Tls {
+            SourceProtocol::Tcp => Ok(Connector::Tcp),
+            SourceProtocol::Tls {
                 name,
                 trust,
                 client_certificate,
@@ -106,7 +106,7 @@ impl Transports {
                     (false, _) => None,
                     (true, Some(identity)) => Some(identity),
                     (true, None) => {
-                        return Err(TransportError::NoIdentity("tls_client_certificate"));
+                        return Err(ConnectError::NoIdentity("tls_client_certificate"));
                     }
                 };
                 Ok(Connector::Tls {
@@ -114,14 +114,14 @@ impl Transports {
                     name: tls::server_name(name)?,
                 })
             }
-            SourceTransport::Quic { name } => Ok(Connector::Quic {
+            SourceProtocol::Quic { name } => Ok(Connector::Quic {
                 client: self.quic_client()?,
                 name: name.clone(),
             }),
         }
     }
 
-    fn quic_client(&self) -> Result<Arc<QuicClient>, TransportError> {
+    fn quic_client(&self) -> Result<Arc<QuicClient>, ConnectError> {
         let mut quic = self
             .quic
             .lock()
@@ -130,7 +130,7 @@ impl Transports {
             return Ok(client.clone());
         }
         let (Some(identity), Some(ca)) = (&self.identity, &self.cluster_ca) else {
-            return Err(TransportError::NoIdentity("a QUIC peer"));
+            return Err(ConnectError::NoIdentity("a QUIC peer"));
         };
         let client = Arc::new(QuicClient {
             config: tls::quic_client_config(identity, ca)?,
@@ -183,25 +183,25 @@ impl Connector {
     pub async fn open(
         &self,
         address: SocketAddr,
-    ) -> Result<(Box<dyn DnsStream>, bool), TransportError> {
+    ) -> Result<(Box<dyn DnsStream>, bool), ConnectError> {
         match self {
             Connector::Tcp => {
                 let stream = TcpStream::connect(address)
                     .await
-                    .map_err(TransportError::Tcp)?;
+                    .map_err(ConnectError::Tcp)?;
                 Ok((Box::new(stream), false))
             }
             Connector::Tls { connector, name } => {
                 let stream = TcpStream::connect(address)
                     .await
-                    .map_err(TransportError::Tcp)?;
+                    .map_err(ConnectError::Tcp)?;
                 let stream = connector
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(TransportError::Tls)?;
+                    .map_err(ConnectError::Tls)?;
                 // RFC 9103 requires ALPN "dot"; a server that did not agree is not an XoT server.
                 if stream.get_ref().1.alpn_protocol() != Some(b"dot".as_slice()) {
-                    return Err(TransportError::Tls(std::io::Error::other(
+                    return Err(ConnectError::Tls(std::io::Error::other(
                         "the server did not negotiate ALPN \"dot\" (RFC 9103)",
                     )));
                 }
@@ -228,7 +228,7 @@ impl QuicClient {
         &self,
         address: SocketAddr,
         name: &str,
-    ) -> Result<(quinn::SendStream, quinn::RecvStream), TransportError> {
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ConnectError> {
         let mut connections = self.connections.lock().await;
         let key = (address, name.to_string());
         if let Some(connection) = connections.get(&key)
@@ -240,18 +240,18 @@ impl QuicClient {
         let endpoint = self.endpoint(address.is_ipv4())?;
         let connection = endpoint
             .connect_with(self.config.clone(), address, name)
-            .map_err(|error| TransportError::Quic(error.to_string()))?
+            .map_err(|error| ConnectError::Quic(error.to_string()))?
             .await
-            .map_err(|error| TransportError::Quic(error.to_string()))?;
+            .map_err(|error| ConnectError::Quic(error.to_string()))?;
         let streams = connection
             .open_bi()
             .await
-            .map_err(|error| TransportError::Quic(error.to_string()))?;
+            .map_err(|error| ConnectError::Quic(error.to_string()))?;
         connections.insert(key, connection);
         Ok(streams)
     }
 
-    fn endpoint(&self, ipv4: bool) -> Result<quinn::Endpoint, TransportError> {
+    fn endpoint(&self, ipv4: bool) -> Result<quinn::Endpoint, ConnectError> {
         let mut endpoints = self
             .endpoints
             .lock()
@@ -264,8 +264,8 @@ impl QuicClient {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|error| TransportError::Quic(error.to_string()))?;
+        let endpoint =
+            quinn::Endpoint::client(bind).map_err(|error| ConnectError::Quic(error.to_string()))?;
         endpoints.insert(ipv4, endpoint.clone());
         Ok(endpoint)
     }

@@ -8,7 +8,7 @@ use crate::dns::zone::ZoneError;
 use crate::dns::zonefile::ZoneFileError;
 use crate::store::StoreError;
 use crate::xfr::client::TransferError;
-use crate::xfr::connect::TransportError;
+use crate::xfr::connect::ConnectError;
 
 /// Why one attempt at one source failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum RefreshError {
     /// The source cannot be reached at all: its connection could not be set up (a TLS file
     /// went missing, `[tls]` is absent).
     #[error("{0}")]
-    Connector(Arc<TransportError>),
+    Connector(Arc<ConnectError>),
     /// The SOA query failed.
     #[error("SOA query: {0}")]
     Soa(TransferError),

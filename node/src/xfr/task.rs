@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::store::zoneset::{ZoneHandle, ZoneState};
 use crate::store::{JournalLimits, Store, ZoneMeta};
 use crate::xfr::client::{self, TransferLimits};
-use crate::xfr::connect::{Connector, TransportError, Transports};
+use crate::xfr::connect::{ConnectError, Connector, Connectors};
 use crate::xfr::downstream::Downstream;
 use crate::xfr::error::{RefreshError, Rejection, RoundFailure};
 use crate::xfr::file::FileZone;
@@ -46,7 +46,7 @@ pub struct Context {
     /// Bounds on each zone's IXFR journal.
     pub journal: JournalLimits,
     /// TLS material and connections for TLS and QUIC sources.
-    pub transports: Arc<Transports>,
+    pub connectors: Arc<Connectors>,
     /// How often each zone file is checked for changes (`file::poll_interval`).
     pub file_poll: Duration,
     /// Transfers in progress across all zones (`transfer.transfers_in_max`).
@@ -76,7 +76,7 @@ pub fn run(
                 .iter()
                 .map(|primary| Source {
                     primary: primary.clone(),
-                    connector: context.transports.connector(primary).map_err(Arc::new),
+                    connector: context.connectors.connector(primary).map_err(Arc::new),
                 })
                 .collect();
             let task = PrimaryTask {
@@ -110,7 +110,7 @@ pub fn run(
 struct Source {
     primary: Primary,
     /// The connector, or why it could not be built (a TLS file that went missing).
-    connector: Result<Connector, Arc<TransportError>>,
+    connector: Result<Connector, Arc<ConnectError>>,
 }
 
 impl Source {
