@@ -10,7 +10,9 @@
 //!
 //! Invariants:
 //! - Every socket this crate opens, and every address it writes into a configuration, is on
-//!   127.0.0.0/8: tests never send traffic anywhere else.
+//!   127.0.0.0/8 or `::1`: tests never send traffic anywhere else. The one exception is a
+//!   zonecast node told to listen on the wildcards (`ZonecastConfig::with_wildcards`), which
+//!   the tests still reach through loopback only.
 //! - Every wait is bounded in time and in number of attempts; a timeout is a test failure with
 //!   the relevant daemon's log tail, never a hang.
 //! - A missing external program is a failure naming the Debian package to install, never a

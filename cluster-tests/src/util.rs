@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -67,6 +67,33 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no port free for both UDP and TCP on 127.0.0.1 after {PORT_ATTEMPTS_MAX} attempts");
+}
+
+/// How many ports from `free_port` `free_wildcard_port` tries before giving up.
+const WILDCARD_PORT_ATTEMPTS_MAX: u32 = 50;
+
+/// Returns a port (from `free_port`) that is also free for UDP and TCP on both wildcards,
+/// `0.0.0.0` and `[::]`, for a daemon that listens on them.
+///
+/// The check binds each wildcard for a moment and sends nothing.
+pub fn free_wildcard_port() -> u16 {
+    for _ in 0..WILDCARD_PORT_ATTEMPTS_MAX {
+        let port = free_port();
+        let free = [
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        ]
+        .into_iter()
+        .all(|ip| {
+            // One family at a time: each socket is closed before the next is bound, so a
+            // dual-stack `[::]` socket does not collide with the `0.0.0.0` one.
+            TcpListener::bind((ip, port)).is_ok() && UdpSocket::bind((ip, port)).is_ok()
+        });
+        if free {
+            return port;
+        }
+    }
+    panic!("no port free on both wildcards after {WILDCARD_PORT_ATTEMPTS_MAX} attempts");
 }
 
 /// Creates a temporary directory whose name starts with `zonecast-<prefix>-`; it is removed when

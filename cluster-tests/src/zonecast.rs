@@ -1,4 +1,5 @@
-//! The `zonecast` daemon under test: configuration writer, process control and observation
+//! The `zonecast` daemon under test: configuration writer, process control (start, stop,
+//! restart, SIGHUP and `POST /reload` after the configuration file was rewritten) and observation
 //! through the wire (DNS on its query port; `/status`, `/metrics`, `/healthz` on its status port).
 //!
 //! The binary is built once per test process with `cargo build -p zonecast --bin zonecast` into
@@ -8,7 +9,7 @@
 //! daemon's log is printed first.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -22,7 +23,9 @@ use tempfile::TempDir;
 use crate::client::{QueryOptions, query_udp, soa_serial};
 use crate::process::Daemon;
 use crate::tsig::TsigKey;
-use crate::util::{free_port, poll, run_command, temp_dir, write_file};
+use crate::util::{
+    free_port, free_wildcard_port, poll, run_command, send_signal, temp_dir, unix_now, write_file,
+};
 
 /// How long zonecast may take from process start to an answer on `/healthz` (200, or 503 while
 /// zones load).
@@ -326,6 +329,9 @@ pub struct ZonecastConfig {
     pub transfer_timeout: Option<String>,
     /// Also listen on `[::1]` at the same DNS port.
     pub ipv6: bool,
+    /// Listen on both wildcards, `0.0.0.0` and `[::]`, at one DNS port, instead of on
+    /// loopback (`ipv6` is then moot). Tests still send their queries to loopback only.
+    pub wildcards: bool,
     /// The DNS port to listen on; `None` picks a free one. Set it when a primary's
     /// `also-notify` must name the node before the node starts.
     pub dns_port: Option<u16>,
@@ -385,6 +391,12 @@ impl ZonecastConfig {
         self
     }
 
+    /// Listens on `0.0.0.0` and `[::]` at one port (see `wildcards`).
+    pub fn with_wildcards(mut self) -> Self {
+        self.wildcards = true;
+        self
+    }
+
     /// Listens for DNS on `port` (see `dns_port`).
     pub fn dns_port(mut self, port: u16) -> Self {
         self.dns_port = Some(port);
@@ -432,8 +444,16 @@ impl ZonecastConfig {
         let mut text = String::new();
         let timers = &self.timers;
         let mut listen = vec![toml_string(&dns.to_string())];
-        if self.ipv6 {
-            let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, dns.port()));
+        if self.wildcards {
+            listen = [
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, dns.port())),
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, dns.port())),
+            ]
+            .iter()
+            .map(|address| toml_string(&address.to_string()))
+            .collect();
+        } else if self.ipv6 {
+            let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, dns.port()));
             listen.push(toml_string(&v6.to_string()));
         }
         let _ = write!(
@@ -617,6 +637,10 @@ pub struct Zonecast {
     status_port: u16,
     xot_port: Option<u16>,
     xoq_port: Option<u16>,
+    /// The listening settings of the configuration the node started with, kept by
+    /// `reconfigure` (sockets change only at a restart).
+    ipv6: bool,
+    wildcards: bool,
 }
 
 impl Zonecast {
@@ -625,15 +649,15 @@ impl Zonecast {
     pub fn start(config: &ZonecastConfig) -> Zonecast {
         let binary = zonecast_binary();
         let dir = temp_dir("node");
-        let dns_port = config.dns_port.unwrap_or_else(free_port);
+        let dns_port = config.dns_port.unwrap_or_else(|| {
+            if config.wildcards {
+                free_wildcard_port()
+            } else {
+                free_port()
+            }
+        });
         let status_port = free_port();
         let config_path = dir.path().join("zonecast.toml");
-        let dns = SocketAddr::from((Ipv4Addr::LOCALHOST, dns_port));
-        let status = SocketAddr::from((Ipv4Addr::LOCALHOST, status_port));
-        write_file(
-            &config_path,
-            config.to_toml(&dir.path().join("data"), dns, status),
-        );
         let mut node = Zonecast {
             daemon: None,
             dir,
@@ -643,14 +667,119 @@ impl Zonecast {
             status_port,
             xot_port: config.xot_port,
             xoq_port: config.xoq_port,
+            ipv6: config.ipv6,
+            wildcards: config.wildcards,
         };
+        node.write_config(config);
         node.launch();
         node
+    }
+
+    /// Rewrites the configuration file from `config` with this node's ports and data
+    /// directory, without telling the node (see `sighup`, `reload_by_sighup`, `reload_by_http`).
+    ///
+    /// What `config` says about listening sockets (`dns_port`, `ipv6`, `wildcards`, `xot_port`,
+    /// `xoq_port`) is replaced by what the node started with: sockets change only at a
+    /// restart, and `restart` reads this file.
+    pub fn reconfigure(&self, config: &ZonecastConfig) {
+        self.write_config(config);
+    }
+
+    /// Replaces the configuration file with `text` as it is (a broken configuration, say),
+    /// without telling the node.
+    pub fn write_config_text(&self, text: &str) {
+        write_file(&self.config_path, text);
+    }
+
+    /// The text `reconfigure` would write for `config`: the base of a hand-broken variant.
+    pub fn config_text(&self, config: &ZonecastConfig) -> String {
+        let mut config = config.clone();
+        config.ipv6 = self.ipv6;
+        config.wildcards = self.wildcards;
+        config.xot_port = self.xot_port;
+        config.xoq_port = self.xoq_port;
+        let dns = SocketAddr::from((Ipv4Addr::LOCALHOST, self.dns_port));
+        let status = SocketAddr::from((Ipv4Addr::LOCALHOST, self.status_port));
+        config.to_toml(&self.dir.path().join("data"), dns, status)
+    }
+
+    fn write_config(&self, config: &ZonecastConfig) {
+        self.write_config_text(&self.config_text(config));
+    }
+
+    /// Sends SIGHUP (re-read the configuration file); returns at once. Panics if the node is
+    /// not running.
+    pub fn sighup(&self) {
+        let pid = self
+            .daemon
+            .as_ref()
+            .and_then(Daemon::pid)
+            .expect("SIGHUP to a zonecast node that is not running");
+        send_signal(pid, "HUP");
+    }
+
+    /// The `reload` object of `/status` (`at`, `ok`, `message`), or `None` before the first
+    /// reload.
+    pub fn reload_report(&self) -> Option<Value> {
+        let report = self.status_json().get("reload").cloned()?;
+        (!report.is_null()).then_some(report)
+    }
+
+    /// Sends SIGHUP and waits until `/status` shows a reload report other than the one before;
+    /// returns it. Panics after `timeout` with the log tail.
+    ///
+    /// Reports carry their time in whole seconds, so two reloads in one second with the same
+    /// outcome would look alike: when the last report is from the current second, this waits
+    /// for the next second before sending the signal.
+    pub fn reload_by_sighup(&self, timeout: Duration) -> Value {
+        let before = self.reload_report();
+        if let Some(at) = before.as_ref().and_then(|report| report["at"].as_u64()) {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while unix_now() <= at && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.sighup();
+        let reached = poll(timeout, Duration::from_millis(20), || {
+            let report = self.reload_report()?;
+            (Some(&report) != before.as_ref()).then_some(report)
+        });
+        match reached {
+            Some((report, _)) => report,
+            None => panic!(
+                "no new reload report within {timeout:?} of SIGHUP (before: {before:?}); \
+                 log:\n{}",
+                self.log_tail(30)
+            ),
+        }
+    }
+
+    /// `POST /reload`: the HTTP status code and the body (what changed, or every problem).
+    pub fn reload_by_http(&self) -> (u16, String) {
+        // A reload waits for the zone supervisor: longer than a plain read is allowed.
+        let agent = ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT * 5).build();
+        let url = format!("{}/reload", self.status_url());
+        match agent.post(&url).call() {
+            Ok(response) => {
+                let code = response.status();
+                (code, response.into_string().unwrap_or_default())
+            }
+            Err(ureq::Error::Status(code, response)) => {
+                (code, response.into_string().unwrap_or_default())
+            }
+            Err(error) => panic!("POST {url} failed: {error}"),
+        }
     }
 
     /// The DNS address (UDP and TCP) for queries and NOTIFY.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.dns_port))
+    }
+
+    /// The DNS address on `[::1]`, answered when the node listens there (`ipv6` or
+    /// `wildcards`).
+    pub fn addr_v6(&self) -> SocketAddr {
+        SocketAddr::from((Ipv6Addr::LOCALHOST, self.dns_port))
     }
 
     /// The XFR-over-TLS address; panics unless the configuration has `xot_port`.
@@ -716,6 +845,21 @@ impl Zonecast {
     pub fn zone_status(&self, zone: &str) -> Value {
         let status = self.status_json();
         find_zone(&status, zone).unwrap_or_else(|| panic!("/status has no zone {zone}: {status}"))
+    }
+
+    /// GET `/healthz`: the HTTP status code (200 healthy, 503 not) and the JSON body.
+    pub fn healthz(&self) -> (u16, Value) {
+        let agent = ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build();
+        let url = format!("{}/healthz", self.status_url());
+        let (code, body) = match agent.get(&url).call() {
+            Ok(response) => (response.status(), response.into_string()),
+            Err(ureq::Error::Status(code, response)) => (code, response.into_string()),
+            Err(error) => panic!("GET {url} failed: {error}"),
+        };
+        let body = body.unwrap_or_else(|error| panic!("GET {url}: reading the body: {error}"));
+        let json = serde_json::from_str(&body)
+            .unwrap_or_else(|error| panic!("/healthz is not JSON ({error}):\n{body}"));
+        (code, json)
     }
 
     /// GET `/metrics` (Prometheus text format).
@@ -810,6 +954,37 @@ impl Zonecast {
                     .any(|word| crate::util::contains_ignore_case(error, word))
             })
         })
+    }
+
+    /// Polls `/status` until `zone`'s `last_error_kind` is one of `kinds`; returns that entry.
+    /// Panics after `timeout` with the last entry.
+    pub fn wait_for_last_error_kind(&self, zone: &str, kinds: &[&str], timeout: Duration) -> Value {
+        let what = format!("a last_error_kind among {kinds:?}");
+        self.wait_for_zone_status(zone, &what, timeout, |entry| {
+            entry["last_error_kind"]
+                .as_str()
+                .is_some_and(|kind| kinds.contains(&kind))
+        })
+    }
+
+    /// Waits until `zone` reports a failure of one of `kinds` whose `last_error` names one of
+    /// `words` (ignoring case), and returns the zone's status; panics otherwise.
+    pub fn wait_for_error(
+        &self,
+        zone: &str,
+        kinds: &[&str],
+        words: &[&str],
+        timeout: Duration,
+    ) -> Value {
+        let status = self.wait_for_last_error_kind(zone, kinds, timeout);
+        let error = status["last_error"].as_str().unwrap_or_default();
+        assert!(
+            words
+                .iter()
+                .any(|word| crate::util::contains_ignore_case(error, word)),
+            "{zone}: last_error names none of {words:?}: {status}"
+        );
+        status
     }
 
     /// One UDP query with default options; panics if there is no answer.
@@ -1041,6 +1216,28 @@ mod tests {
             assert!(text.contains(expected), "{expected}\nnot in\n{text}");
         }
         assert!(!text.contains("xot_listen"), "{text}");
+    }
+
+    #[test]
+    fn wildcards_replace_the_loopback_listeners() {
+        let dns = SocketAddr::from((Ipv4Addr::LOCALHOST, 15353));
+        let status = SocketAddr::from((Ipv4Addr::LOCALHOST, 18053));
+        let text = ZonecastConfig::new().with_ipv6().with_wildcards().to_toml(
+            Path::new("/tmp/data"),
+            dns,
+            status,
+        );
+        assert!(
+            text.contains("listen = [\"0.0.0.0:15353\", \"[::]:15353\"]"),
+            "{text}"
+        );
+        let text = ZonecastConfig::new()
+            .with_ipv6()
+            .to_toml(Path::new("/tmp/data"), dns, status);
+        assert!(
+            text.contains("listen = [\"127.0.0.1:15353\", \"[::1]:15353\"]"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Broken transfers from a hostile primary: after a good load, a transfer without its closing
 //! SOA, one with a record outside the zone, and one with a wrong TSIG are each rejected — the old
-//! serial stays served, `/status` names the reason and the metrics count a failed transfer — and
-//! a later good transfer still loads.
+//! serial stays served, `/status` gives the kind of failure (`last_error_kind`) and names the
+//! reason (`last_error`), and the metrics count a failed transfer and a refresh failure of that
+//! kind — and a later good transfer still loads.
 //!
 //! The `hostile_primary_*` tests check the test double itself with `dig` and `kdig`.
 
@@ -19,23 +20,22 @@ const ZONE: &str = "example.test";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Loads serial 1 from a good hostile primary, switches it to `mode` at serial 2, and checks the
-/// node rejects the transfer with an error containing one of `reasons`.
-fn rejected_transfer(mode: Mode, reasons: &[&str]) {
+/// node rejects the transfer with an error of `kind` whose text contains one of `reasons`.
+fn rejected_transfer(mode: Mode, kind: &str, reasons: &[&str]) {
     let key = (mode == Mode::WrongTsig).then(|| TsigKey::generate("xfr-key", "hmac-sha256"));
     let primary = HostilePrimary::start(ZONE, 1, Mode::Good, key.clone());
     let node =
         Zonecast::start(&ZonecastConfig::new().primary_zone(ZONE, primary.addr(), key.as_ref()));
     node.wait_for_serial(ZONE, 1, ATTEMPT_TIMEOUT);
     let failures_before = node.metric_sum("zonecast_transfers_total", &[("outcome", "failure")]);
+    let kind_before = node.metric_sum("zonecast_refresh_failures_total", &[("kind", kind)]);
 
     primary.set_mode(mode);
     primary.set_serial(2);
     // The NOTIFY only speeds things up; the 2 s SOA refresh would trigger the attempt anyway,
     // so an unanswered NOTIFY is not a failure of this test.
     let _ = primary.notify(node.addr());
-    let status = node.wait_for_zone_status(ZONE, "last_error set", ATTEMPT_TIMEOUT, |zone| {
-        zone["last_error"].is_string()
-    });
+    let status = node.wait_for_last_error_kind(ZONE, &[kind], ATTEMPT_TIMEOUT);
     let error = status["last_error"].as_str().unwrap_or_default();
     assert!(
         reasons
@@ -59,6 +59,12 @@ fn rejected_transfer(mode: Mode, reasons: &[&str]) {
         "{mode:?}: no failed transfer counted:\n{}",
         node.metrics()
     );
+    let kind_counted = node.metric_sum("zonecast_refresh_failures_total", &[("kind", kind)]);
+    assert!(
+        kind_counted > kind_before,
+        "{mode:?}: no refresh failure of kind {kind} counted:\n{}",
+        node.metrics()
+    );
     if mode == Mode::RecordOutsideZone {
         let foreign = node.query("www.victim.test", RecordType::A);
         assert_rcode(&foreign, ResponseCode::Refused, "the out-of-zone owner");
@@ -73,7 +79,7 @@ fn rejected_transfer(mode: Mode, reasons: &[&str]) {
 
 #[test]
 fn transfer_without_final_soa_is_rejected() {
-    rejected_transfer(Mode::MissingFinalSoa, &["SOA"]);
+    rejected_transfer(Mode::MissingFinalSoa, "bad_stream", &["SOA"]);
 }
 
 #[test]
@@ -82,13 +88,14 @@ fn transfer_with_a_record_outside_the_zone_is_rejected() {
     // point is that the reason is named.
     rejected_transfer(
         Mode::RecordOutsideZone,
+        "bad_stream",
         &["outside", "out of zone", "out-of-zone", "not in zone"],
     );
 }
 
 #[test]
 fn transfer_with_a_wrong_tsig_is_rejected() {
-    rejected_transfer(Mode::WrongTsig, &["TSIG"]);
+    rejected_transfer(Mode::WrongTsig, "tsig", &["TSIG"]);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! NOTIFY + IXFR within 2 s; and BIND as a secondary of the node loads the zone and follows
 //! updates by IXFR, also when it shares a TSIG key with the node (signed SOA queries get signed
 //! answers; bad MACs and unknown keys get NOTAUTH with BADSIG/BADKEY). Each incremental step
-//! opens with the node's own SOA of the old version.
+//! opens with the node's own SOA of the old version. A reloaded file zone journals its
+//! difference, but only below 10,000 names (a FIXME).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -527,5 +528,73 @@ fn a_keyed_bind_secondary_loads_and_follows_through_signed_queries() {
     assert!(
         !log.contains("expected a TSIG"),
         "BIND saw unsigned answers:\n{log}"
+    );
+}
+
+/// True when an IXFR over TCP from serial 1 is answered incrementally: the second record of the
+/// answer is the SOA of serial 1 (an AXFR-style answer has the zone's other records there).
+fn ixfr_from_1_is_incremental(server: SocketAddr, zone: &str) -> bool {
+    let messages = cluster_tests::client::transfer_tcp(server, zone, Some(1), LOAD_TIMEOUT)
+        .unwrap_or_else(|error| panic!("IXFR of {zone} from serial 1: {error:#}"));
+    messages.first().is_some_and(|first| {
+        first.answers.get(1).is_some_and(
+            |record| matches!(&record.data, hickory_proto::rr::RData::SOA(soa) if soa.serial == 1),
+        )
+    })
+}
+
+#[test]
+fn a_reloaded_file_zone_journals_its_difference_only_below_10000_names() {
+    // Two file zones, one name per record, each changed by one added name.
+    const FEW: u32 = 2_000;
+    const MANY: u32 = 12_000;
+    let dir = cluster_tests::temp_dir("journal-names");
+    let file = |zone: &str, serial: u32, names: u32| {
+        let mut text = simple_zone(zone, serial, 3600, 600, 86_400);
+        for index in 0..names {
+            text.push_str(&format!(
+                "h{index} A 198.18.{}.{}\n",
+                index / 256,
+                index % 256
+            ));
+        }
+        let path = dir.path().join(format!("{zone}.zone"));
+        cluster_tests::util::write_file(&path, text);
+        path
+    };
+    let zones = [("few.test", FEW), ("many.test", MANY)];
+    let mut config = ZonecastConfig::new().allow_transfer(AclEntry::open("127.0.0.1"));
+    for (zone, names) in zones {
+        config = config.file_zone(zone, &file(zone, 1, names));
+    }
+    let node = Zonecast::start(&config);
+    for (zone, names) in zones {
+        node.wait_for_serial(zone, 1, LOAD_TIMEOUT);
+        file(zone, 2, names + 1);
+    }
+    for (zone, _) in zones {
+        node.wait_for_serial(zone, 2, LOAD_TIMEOUT);
+    }
+    // The difference is journaled just after the new version is served: poll.
+    let few = cluster_tests::util::poll(LOAD_TIMEOUT, Duration::from_millis(200), || {
+        ixfr_from_1_is_incremental(node.addr(), "few.test").then_some(())
+    });
+    assert!(
+        few.is_some(),
+        "few.test: IXFR from serial 1 never incremental"
+    );
+    // FIXME: a file zone of more than 10,000 names journals nothing: after a reload every node
+    // of the new version is a new allocation, `NodeMap::diff` counts each one as a change
+    // before comparing contents, and with more changes than the journal limit (a quarter of
+    // the zone, at least 10,000) the difference is dropped as "too large to journal". IXFR
+    // clients then get the whole zone, AXFR-style. (The same holds for a zone received by
+    // AXFR.) Assert `true` here once the difference counts only nodes that really changed.
+    let many =
+        cluster_tests::util::poll(Duration::from_secs(3), Duration::from_millis(300), || {
+            ixfr_from_1_is_incremental(node.addr(), "many.test").then_some(())
+        });
+    assert!(
+        many.is_none(),
+        "many.test: IXFR from serial 1 is incremental now: the FIXME above is fixed"
     );
 }

@@ -1,7 +1,8 @@
 //! TSIG-protected transfers from BIND, for each of hmac-sha256, hmac-sha1 and hmac-sha512:
 //! a node with the right key loads the zone; a node with a wrong secret never loads it, serves
-//! SERVFAIL and names the TSIG failure in `/status`; and a node that loaded the zone keeps serving
-//! the old serial when the primary's key changes under it.
+//! SERVFAIL and reports a TSIG failure in `/status` (`last_error_kind` "tsig", the text naming
+//! TSIG); and a node that loaded the zone keeps serving the old serial when the primary's key
+//! changes under it.
 
 use std::time::Duration;
 
@@ -20,13 +21,18 @@ const REFRESH_S: u32 = 2;
 /// How long loading, or failing to load, may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// True when the zone's `last_error` names a TSIG failure.
-fn tsig_error(zone: &Value) -> bool {
-    zone["last_error"].as_str().is_some_and(|error| {
+/// Waits until `node` reports a TSIG failure for the zone (`last_error_kind` "tsig"), checks
+/// that `last_error` names it too, and returns the zone's status.
+fn wait_for_tsig_error(node: &Zonecast, algorithm: &str) -> Value {
+    let status = node.wait_for_last_error_kind(ZONE, &["tsig"], ATTEMPT_TIMEOUT);
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
         ["TSIG", "BADSIG", "BADKEY"]
             .iter()
-            .any(|word| contains_ignore_case(error, word))
-    })
+            .any(|word| contains_ignore_case(error, word)),
+        "{algorithm}: last_error does not name the TSIG failure: {status}"
+    );
+    status
 }
 
 fn tsig_scenario(algorithm: &str) {
@@ -50,12 +56,7 @@ fn tsig_scenario(algorithm: &str) {
     let wrong_key = key.with_other_secret();
     let stranger =
         Zonecast::start(&ZonecastConfig::new().primary_zone(ZONE, bind.addr(), Some(&wrong_key)));
-    let status = stranger.wait_for_zone_status(
-        ZONE,
-        "a TSIG error in last_error",
-        ATTEMPT_TIMEOUT,
-        tsig_error,
-    );
+    let status = wait_for_tsig_error(&stranger, algorithm);
     assert!(status["serial"].is_null(), "{algorithm}: {status}");
     assert_ne!(status["state"], "fresh", "{algorithm}: {status}");
     for (name, rtype) in [(ZONE, RecordType::SOA), ("www.example.test", RecordType::A)] {
@@ -68,12 +69,7 @@ fn tsig_scenario(algorithm: &str) {
     // fails, and it keeps serving serial 1.
     bind.set_transfer_key(ZONE, Some(key.with_other_secret()));
     bind.nsupdate(ZONE, &["update add added.example.test. 300 A 192.0.2.123"]);
-    let status = node.wait_for_zone_status(
-        ZONE,
-        "a TSIG error in last_error",
-        ATTEMPT_TIMEOUT,
-        tsig_error,
-    );
+    let status = wait_for_tsig_error(&node, algorithm);
     assert_eq!(status["serial"], 1, "{algorithm}: {status}");
     let context = format!("{algorithm}, after the key change");
     let soa = node.query(ZONE, RecordType::SOA);

@@ -2,7 +2,8 @@
 //!
 //! A chain BIND → A → (QUIC) → B → (TCP) → C serves the same data on every node and carries an
 //! update to the end by NOTIFY and IXFR. A node D whose certificate comes from a foreign CA can
-//! neither fetch from A nor feed A: both sides name the TLS failure and serve SERVFAIL. An
+//! neither fetch from A nor feed A: both sides report a TLS failure (`last_error_kind` "tls",
+//! the text naming it) and serve SERVFAIL. An
 //! independent DoQ client (dnspython + aioquic, `scripts/doq_xfr.py`) with a cluster client
 //! certificate gets over QUIC exactly what TCP gives (AXFR, incremental and up-to-date IXFR),
 //! with the stream finished after the last message, also for several transfers at once on one
@@ -25,6 +26,7 @@ use cluster_tests::{
 };
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use serde_json::Value;
 
 const ZONE: &str = "example.test";
 /// A zone that only the foreign node D has, which A is configured to copy from D.
@@ -35,6 +37,11 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(15);
 const PROPAGATION_MAX: Duration = Duration::from_secs(3);
 /// Words one of which a TLS failure over QUIC must name in `last_error`.
 const TLS_WORDS: &[&str] = &["certificate", "TLS", "handshake", "crypto"];
+
+/// Waits until `zone` on `node` reports a TLS failure of one of `kinds`; returns its status.
+fn wait_for_tls_error(node: &Zonecast, zone: &str, kinds: &[&str]) -> Value {
+    node.wait_for_error(zone, kinds, TLS_WORDS, LOAD_TIMEOUT)
+}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
@@ -164,16 +171,22 @@ fn quic_chain_serves_the_same_data_and_keeps_strangers_out() {
             .file_zone(FED_ZONE, &fed_file),
     );
     d.wait_for_serial(FED_ZONE, 9, LOAD_TIMEOUT);
-    let status = d.wait_for_last_error(ZONE, TLS_WORDS, LOAD_TIMEOUT);
-    eprintln!("D fetching from A: {}", status["last_error"]);
+    let status = wait_for_tls_error(&d, ZONE, &["tls"]);
+    eprintln!(
+        "D fetching from A: {} ({})",
+        status["last_error"], status["last_error_kind"]
+    );
     assert!(status["serial"].is_null(), "{status}");
     assert_rcode(
         &d.query(ZONE, RecordType::SOA),
         ResponseCode::ServFail,
         "D's copy of the zone",
     );
-    let status = a.wait_for_last_error(FED_ZONE, TLS_WORDS, LOAD_TIMEOUT);
-    eprintln!("A fetching from D: {}", status["last_error"]);
+    let status = wait_for_tls_error(&a, FED_ZONE, &["tls"]);
+    eprintln!(
+        "A fetching from D: {} ({})",
+        status["last_error"], status["last_error_kind"]
+    );
     assert!(status["serial"].is_null(), "{status}");
     assert_rcode(
         &a.query(FED_ZONE, RecordType::SOA),

@@ -87,6 +87,15 @@ impl TransferError {
     /// A short, stable name of the cause, for status and as a metrics label.
     pub fn kind(&self) -> &'static str {
         match self {
+            // In TLS 1.3 a server's refusal of our certificate arrives as an alert on the first
+            // read after the handshake: still a TLS failure, not the network's.
+            TransferError::Io { source, .. }
+                if source
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+            {
+                "tls"
+            }
             TransferError::Io { .. } => "network",
             TransferError::Timeout(_) => "timeout",
             TransferError::Malformed(_) => "malformed",

@@ -123,9 +123,11 @@ impl Supervisor {
             })
             .map(|(name, _)| name.clone())
             .collect();
-        // Removed zones are REFUSED from now on; their task stops, then their data goes.
+        // Removed zones are REFUSED from now on and leave /status and /metrics; their task
+        // stops, then their stored data goes.
         self.zones.change(Vec::new(), &removed);
         for name in &removed {
+            self.context.metrics.remove_zone(&name.to_string());
             if let Some(running) = self.running.get_mut(name) {
                 running.cancel.cancel();
                 running.next = Some(Next::Remove);
@@ -194,7 +196,10 @@ impl Supervisor {
                 }
             }
         }
-        while self.tasks.join_next().await.is_some() {}
+        // Zones removed just before the shutdown still lose their stored data.
+        while let Some(ended) = self.tasks.join_next().await {
+            self.ended(ended).await;
+        }
         info!("zone tasks stopped");
     }
 
@@ -226,8 +231,8 @@ impl Supervisor {
                         warn!(zone = %name, %error, "zone removed, but the store task failed")
                     }
                 }
-                self.context.metrics.remove_zone(&name.to_string());
             }
+            Some(Next::Restart) if self.cancel.is_cancelled() => {}
             Some(Next::Restart) => {
                 let to_file = matches!(running.config.source, ZoneSource::File(_));
                 let store = self.context.store.clone();
