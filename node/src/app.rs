@@ -33,7 +33,7 @@ use crate::serve::stream::StreamContext;
 use crate::serve::{Listeners, ServerTls};
 use crate::store::zoneset::{ZoneSet, ZoneState};
 use crate::store::{JournalLimits, Store, ZoneMeta};
-use crate::xfr::connect::Connectors;
+use crate::xfr::connect::{ConnectError, Connectors};
 use crate::xfr::file;
 use crate::xfr::supervisor::{self, Reload, Supervisor};
 use crate::xfr::task::Context;
@@ -186,6 +186,20 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The file could not be read or is invalid; every problem is listed.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The TLS material it names could not be loaded.
+    #[error("loading the TLS material: {0}")]
+    Tls(#[from] ConnectError),
+    /// A task this needs is gone (the node is stopping).
+    #[error("the {0} has stopped")]
+    Stopped(&'static str),
+}
+
 /// What reloading needs.
 struct Node {
     config: Config,
@@ -201,7 +215,7 @@ struct Node {
 impl Node {
     /// Re-reads the configuration file and applies it; an invalid file changes nothing.
     async fn reload(&mut self) -> Result<String, String> {
-        let outcome = self.try_reload().await;
+        let outcome = self.try_reload().await.map_err(|error| error.to_string());
         match &outcome {
             Ok(message) => info!(%message, "configuration reloaded"),
             Err(message) => error!(
@@ -221,20 +235,18 @@ impl Node {
         outcome
     }
 
-    async fn try_reload(&mut self) -> Result<String, String> {
+    async fn try_reload(&mut self) -> Result<String, ReloadError> {
         let path = self.config_path.clone();
         let config = tokio::task::spawn_blocking(move || Config::load(&path))
             .await
-            .map_err(|error| format!("the config reader failed: {error}"))?
-            .map_err(|error: ConfigError| error.to_string())?;
+            .map_err(|_| ReloadError::Stopped("configuration reader"))??;
         let mut notes = restart_only_changes(&self.config, &config);
         let context_changed = self.config.timers != config.timers
             || self.config.limits != config.limits
             || self.config.transfer != config.transfer
             || self.config.tls != config.tls;
         let context = if context_changed {
-            let connectors = Connectors::new(&config)
-                .map_err(|error| format!("loading the TLS material: {error}"))?;
+            let connectors = Connectors::new(&config)?;
             zone_context(
                 &config,
                 &self.context.store,
@@ -257,10 +269,10 @@ impl Node {
                 reply,
             })
             .await
-            .map_err(|_| "the zone supervisor has stopped".to_string())?;
+            .map_err(|_| ReloadError::Stopped("zone supervisor"))?;
         let summary = summary
             .await
-            .map_err(|_| "the zone supervisor has stopped".to_string())?;
+            .map_err(|_| ReloadError::Stopped("zone supervisor"))?;
         self.responder
             .keys
             .store(Arc::new(config.tsig_keys.clone()));

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
@@ -49,8 +49,30 @@ pub fn announce(
     }
 }
 
+/// Why a NOTIFY was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The socket could not be set up.
+    #[error("{what}: {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Our own message could not be encoded.
+    #[error("encoding the NOTIFY: {0}")]
+    Encode(String),
+    /// The target answered with an error code.
+    #[error("answered {0}")]
+    Refused(ResponseCode),
+    /// No answer after every retransmission.
+    #[error("no answer after {0} attempts")]
+    NoAnswer(usize),
+}
+
 /// Sends NOTIFY to one target until it answers; returns the number of attempts.
-async fn notify(zone: &Name, soa: Record, target: SocketAddr) -> Result<usize, String> {
+async fn notify(zone: &Name, soa: Record, target: SocketAddr) -> Result<usize, NotifyError> {
     let bind: SocketAddr = if target.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
     } else {
@@ -58,11 +80,17 @@ async fn notify(zone: &Name, soa: Record, target: SocketAddr) -> Result<usize, S
     };
     let socket = UdpSocket::bind(bind)
         .await
-        .map_err(|error| format!("binding a UDP socket: {error}"))?;
+        .map_err(|source| NotifyError::Socket {
+            what: "binding a UDP socket",
+            source,
+        })?;
     socket
         .connect(target)
         .await
-        .map_err(|error| format!("connecting: {error}"))?;
+        .map_err(|source| NotifyError::Socket {
+            what: "connecting",
+            source,
+        })?;
     let id: u16 = rand::random();
     let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
     message.metadata.authoritative = true;
@@ -71,7 +99,7 @@ async fn notify(zone: &Name, soa: Record, target: SocketAddr) -> Result<usize, S
     message.add_answer(soa);
     let wire = message
         .to_vec()
-        .map_err(|error| format!("encoding: {error}"))?;
+        .map_err(|error| NotifyError::Encode(error.to_string()))?;
     let mut buffer = vec![0u8; 4096];
     for (attempt, wait) in RETRY_WAITS.iter().enumerate() {
         // A send error (no route, ICMP) is retried like a lost answer.
@@ -94,11 +122,11 @@ async fn notify(zone: &Name, soa: Record, target: SocketAddr) -> Result<usize, S
         })
         .await;
         if let Ok(rcode) = answered {
-            if rcode != hickory_proto::op::ResponseCode::NoError {
-                return Err(format!("answered {rcode}"));
+            if rcode != ResponseCode::NoError {
+                return Err(NotifyError::Refused(rcode));
             }
             return Ok(attempt + 1);
         }
     }
-    Err(format!("no answer after {} attempts", RETRY_WAITS.len()))
+    Err(NotifyError::NoAnswer(RETRY_WAITS.len()))
 }
