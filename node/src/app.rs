@@ -42,7 +42,7 @@ use crate::xfr::task::Context;
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs a node until SIGTERM or SIGINT; `config_path` is read again on SIGHUP.
-pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
         format!(
             "cannot create node.data_dir {}",
@@ -102,13 +102,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let zones_token = root.child_token();
     let context = zone_context(&config, &store, &metrics, connectors);
     let mut supervisor = Supervisor::new(context.clone(), zones.clone(), zones_token.clone());
-    for (zone_config, meta) in config.zones.iter().zip(metas) {
-        supervisor.start(zone_config.clone(), meta);
+    // The supervisor keeps each zone's configuration; `app` keeps the rest (one copy each, at
+    // 100k zones that is tens of MiB).
+    let zone_count = config.zones.len();
+    for (zone_config, meta) in std::mem::take(&mut config.zones).into_iter().zip(metas) {
+        supervisor.start(zone_config, meta);
     }
     let (reloads, commands) = mpsc::channel::<Reload>(supervisor::COMMANDS_MAX);
     let mut zone_service = JoinSet::new();
     zone_service.spawn(supervisor.run(commands));
-    info!(zones = config.zones.len(), "zonecast running");
+    info!(zones = zone_count, "zonecast running");
 
     let mut node = Node {
         config,
@@ -237,7 +240,7 @@ impl Node {
 
     async fn try_reload(&mut self) -> Result<String, ReloadError> {
         let path = self.config_path.clone();
-        let config = tokio::task::spawn_blocking(move || Config::load(&path))
+        let mut config = tokio::task::spawn_blocking(move || Config::load(&path))
             .await
             .map_err(|_| ReloadError::Stopped("configuration reader"))??;
         let mut notes = restart_only_changes(&self.config, &config);
@@ -263,7 +266,7 @@ impl Node {
         let (reply, summary) = oneshot::channel();
         self.reloads
             .send(Reload {
-                zones: config.zones.clone(),
+                zones: std::mem::take(&mut config.zones),
                 context,
                 context_changed,
                 reply,

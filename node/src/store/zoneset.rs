@@ -340,23 +340,23 @@ impl ZoneSet {
     /// Adds zones (replacing one with the same apex) and removes others, in one atomic switch:
     /// a query sees the old set or the new one.
     pub fn change(&self, add: Vec<Arc<ZoneHandle>>, remove: &[Name]) {
+        let key = |name: &Name| -> Box<[u8]> { Box::from(NameKey::new(name).as_bytes()) };
         let mut index = ZoneIndex::clone(&self.index.load());
-        let removed: HashSet<Box<[u8]>> = remove
+        // Zones leaving: those removed, and those an added handle replaces.
+        let dropped: HashSet<Box<[u8]>> = remove
             .iter()
             .chain(add.iter().map(|handle| &handle.name))
-            .map(|name| Box::from(NameKey::new(name).as_bytes()))
+            .map(key)
+            .filter(|key| index.by_key.remove(key).is_some())
             .collect();
-        for key in &removed {
-            index.by_key.remove(key);
+        if !dropped.is_empty() {
+            index
+                .order
+                .retain(|handle| !dropped.contains(NameKey::new(&handle.name).as_bytes()));
         }
-        index
-            .order
-            .retain(|handle| !removed.contains(NameKey::new(&handle.name).as_bytes()));
+        index.order.reserve(add.len());
         for handle in add {
-            index.by_key.insert(
-                Box::from(NameKey::new(&handle.name).as_bytes()),
-                handle.clone(),
-            );
+            index.by_key.insert(key(&handle.name), handle.clone());
             index.order.push(handle);
         }
         self.index.store(Arc::new(index));
