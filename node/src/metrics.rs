@@ -56,11 +56,11 @@ pub struct NotifyLabels {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyOutcome {
     /// Accepted: the zone's task was woken.
-    Accepted,
+    Accepted = 0,
     /// Refused: not ours, not allowed, or malformed.
-    Refused,
+    Refused = 1,
     /// Refused for a missing or bad signature.
-    BadTsig,
+    BadTsig = 2,
 }
 
 impl NotifyOutcome {
@@ -256,11 +256,7 @@ impl Metrics {
 
     /// Counts one NOTIFY received: one atomic add.
     pub fn count_notify(&self, outcome: NotifyOutcome) {
-        let index = NotifyOutcome::ALL
-            .iter()
-            .position(|known| *known == outcome)
-            .unwrap_or(0);
-        self.notify_counters[index].inc();
+        self.notify_counters[outcome as usize].inc();
     }
 
     /// Counts one refresh outcome.

@@ -43,13 +43,13 @@ pub(super) fn handle(
         warn!(zone = %query.name, %source, "NOTIFY for a zone we do not serve; refused");
         return (base_response(request, ResponseCode::NotAuth), None);
     };
-    if !handle.policy().notify_allow.contains(&source) {
+    let policy = handle.policy();
+    if !policy.notify_allow.contains(&source) {
         outcome(NotifyOutcome::Refused);
         warn!(zone = %handle.name, %source, "NOTIFY from an address not allowed for this zone; refused");
         return (base_response(request, ResponseCode::Refused), None);
     }
     let mut signer = None;
-    let policy = handle.policy();
     if let Some((_, key)) = policy.notify_keys.iter().find(|(ip, _)| *ip == source) {
         let verified = tsig::verify_request(
             wire,

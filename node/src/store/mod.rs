@@ -654,6 +654,22 @@ mod tests {
         }
     }
 
+    /// Opens the store again after the previous handle was dropped. sled's background flusher
+    /// can hold the directory's lock for a moment after the drop (a process restart never sees
+    /// this: the lock dies with the process), so the open is retried, for at most 5 s.
+    fn reopen(dir: &Path) -> Store {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Store::open(dir) {
+                Ok(store) => return store,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => panic!("reopen: {error}"),
+            }
+        }
+    }
+
     #[test]
     fn saves_switches_and_reloads() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -673,7 +689,7 @@ mod tests {
                 .update_meta(&zone, |m| m.last_error = Some("boom".into()))
                 .expect("update");
         }
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = reopen(dir.path());
         let zones = store.load_all(LIMITS_BIG).expect("load");
         assert_eq!(zones.len(), 1);
         assert_eq!(zones[0].meta.serial, Some(2));

@@ -86,7 +86,7 @@ pub fn run(
                 meta,
                 downstream,
                 failure: RoundFailure::default(),
-                last_step: "soa",
+                loaded: false,
             };
             Box::pin(task.run(cancel))
         }
@@ -130,8 +130,9 @@ struct PrimaryTask {
     downstream: Downstream,
     /// The errors of the round in progress.
     failure: RoundFailure,
-    /// `soa`, `ixfr` or `axfr`: what the last successful step was.
-    last_step: &'static str,
+    /// True when the last successful step loaded a new version (false: an SOA check found
+    /// nothing new).
+    loaded: bool,
 }
 
 /// A version built from a transfer, with the differences it was made of (IXFR).
@@ -201,10 +202,9 @@ impl PrimaryTask {
             Action::QuerySoa { source } => Some(self.query_soa(source).await),
             Action::Transfer { source, kind } => Some(self.transfer(source, kind, machine).await),
             Action::Succeeded {
-                source,
-                expire_deadline,
+                expire_deadline, ..
             } => {
-                self.succeeded(source, expire_deadline).await;
+                self.succeeded(expire_deadline).await;
                 None
             }
             Action::Failed { failures, retry_at } => {
@@ -259,7 +259,7 @@ impl PrimaryTask {
         };
         match answer {
             Ok(soa) => {
-                self.last_step = "soa";
+                self.loaded = false;
                 Event::SoaAnswer {
                     serial: soa.serial,
                     source_expire: soa.expire,
@@ -280,13 +280,18 @@ impl PrimaryTask {
             return Event::TransferFailed { fallback: false };
         };
         let current = self.handle.data();
-        let (request, label, our_soa) = match kind {
+        let (request, our_soa) = match kind {
             TransferKind::Ixfr { from } => (
                 Request::Ixfr { current: from },
-                "ixfr",
                 current.as_ref().map(|zone| zone.soa_record()),
             ),
-            TransferKind::Axfr => (Request::Axfr, "axfr", None),
+            TransferKind::Axfr => (Request::Axfr, None),
+        };
+        let ixfr = matches!(kind, TransferKind::Ixfr { .. });
+        let (label, transfer) = if ixfr {
+            ("ixfr", "IXFR")
+        } else {
+            ("axfr", "AXFR")
         };
         let result = {
             // A bound on transfers in progress across all zones.
@@ -306,25 +311,25 @@ impl PrimaryTask {
             Ok(outcome) => outcome,
             Err(error) => {
                 self.context.metrics.transfer(label, false);
-                if label == "ixfr" && error.wants_axfr() {
+                if ixfr && error.wants_axfr() {
                     info!(zone = %self.handle.name, %error, "IXFR failed; falling back to AXFR");
                     return Event::TransferFailed { fallback: true };
                 }
-                let error = match label {
-                    "ixfr" => RefreshError::Ixfr(error),
-                    _ => RefreshError::Axfr(error),
+                let error = if ixfr {
+                    RefreshError::Ixfr(error)
+                } else {
+                    RefreshError::Axfr(error)
                 };
                 self.record(index, error);
                 return Event::TransferFailed { fallback: false };
             }
         };
-        let transfer = if label == "ixfr" { "IXFR" } else { "AXFR" };
         let version = match self.build(current.as_ref(), outcome) {
             Ok(version) => version,
             Err(reason) => {
                 self.context.metrics.transfer(label, false);
                 let fallback = matches!(reason, Rejection::Diff(_) | Rejection::NoCurrentVersion);
-                if fallback && label == "ixfr" {
+                if fallback && ixfr {
                     info!(zone = %self.handle.name, %reason, "IXFR does not apply; falling back to AXFR");
                     return Event::TransferFailed { fallback: true };
                 }
@@ -340,7 +345,7 @@ impl PrimaryTask {
         match self.commit(version, index, now, deadline).await {
             Ok(()) => {
                 self.context.metrics.transfer(kind, true);
-                self.last_step = kind;
+                self.loaded = true;
                 Event::Loaded { serial, timers }
             }
             Err(error) => {
@@ -432,10 +437,10 @@ impl PrimaryTask {
         Ok(())
     }
 
-    async fn succeeded(&mut self, index: usize, deadline: SystemTime) {
+    async fn succeeded(&mut self, deadline: SystemTime) {
         let now = SystemTime::now();
         self.failure.attempts.clear();
-        if self.last_step == "soa" {
+        if !self.loaded {
             // Nothing new: only the check's times change.
             self.context.metrics.transfer("soa", true);
             let (attempt, deadline) = (Some(to_unix(now)), Some(to_unix(deadline)));
@@ -447,7 +452,6 @@ impl PrimaryTask {
             })
             .await;
         }
-        let _ = index;
         self.handle.set_expire_deadline(Some(to_unix(deadline)));
         self.handle.set_expired(false);
         self.handle.status().succeed(to_unix(now));
